@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -172,4 +174,22 @@ func TestDecodeCorrupt(t *testing.T) {
 			t.Errorf("decode %v: err = %v, want ErrCorrupt", b, err)
 		}
 	}
+}
+
+// TestVersionLeavesNoWAL checks SPEC §3: a built version carries no WAL (and
+// no memtable data), only ingested tables and Pebble's bookkeeping files.
+func TestVersionLeavesNoWAL(t *testing.T) {
+	db := writeTestVersion(t, []Entry{{[]byte("k"), AppendString(nil, []byte("v"))}})
+	ents, err := os.ReadDir(filepath.Join(db.Dir(), DBDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+		if strings.HasSuffix(e.Name(), ".log") {
+			t.Errorf("WAL %s left in the version", e.Name())
+		}
+	}
+	t.Logf("version files: %v", names)
 }

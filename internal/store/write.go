@@ -88,6 +88,18 @@ func CreateVersion(ctx context.Context, dir string, meta *Meta, tables []string)
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("store: create version: close: %w", err)
 	}
+	// Pebble still creates a WAL file with the WAL disabled; it holds no
+	// records (every byte arrived by ingestion), so drop it: a version carries
+	// no WAL for a reader to replay.
+	logs, err := filepath.Glob(filepath.Join(dir, DBDir, "*.log"))
+	if err != nil {
+		return fmt.Errorf("store: create version: %w", err)
+	}
+	for _, p := range logs {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("store: create version: %w", err)
+		}
+	}
 	if err := SyncDir(filepath.Join(dir, DBDir)); err != nil {
 		return err
 	}

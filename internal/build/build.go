@@ -1,0 +1,517 @@
+// Package build turns input files into a dataset version directory (see
+// package store): it reads the records in parallel, sorts them by Pebble key
+// within a memory budget (an external sort: sorted runs spilled to disk, then
+// merged), writes sstables directly and ingests them into a fresh Pebble
+// database, so no byte passes through an LSM write path.
+//
+// The work is cut two ways to use every core: one parse worker per input file
+// (up to Workers at once), each with its own share of the budget, and P
+// partitions, disjoint ranges of the key's order prefix (and so of hash
+// slots), merged and written in parallel, one sstable (or more, if huge) each.
+//
+// The output appears only complete: everything is built in a temporary
+// sibling of the output directory, renamed into place at the very end.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchkv/batchkv/internal/buildinfo"
+	"github.com/batchkv/batchkv/internal/input"
+	"github.com/batchkv/batchkv/internal/store"
+	"go.uber.org/zap"
+)
+
+// Duplicate says what to do with a key given more than once.
+type Duplicate string
+
+const (
+	// DuplicateError fails the build, naming the key and both places.
+	DuplicateFail Duplicate = "error"
+	// DuplicateFirst keeps the first record in input order.
+	DuplicateFirst Duplicate = "first"
+	// DuplicateLast keeps the last record in input order.
+	DuplicateLast Duplicate = "last"
+)
+
+// ParseDuplicate validates an --on-duplicate value.
+func ParseDuplicate(s string) (Duplicate, error) {
+	switch d := Duplicate(s); d {
+	case DuplicateFail, DuplicateFirst, DuplicateLast:
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown duplicate policy %q (want error, first or last)", s)
+}
+
+// DefaultMemory is the default memory budget.
+const DefaultMemory = 1 << 30
+
+// VersionLayout is the default version name: the build's UTC time, which
+// sorts lexicographically in time order.
+const VersionLayout = "20060102T150405Z"
+
+// Options configure a build.
+type Options struct {
+	// Inputs are files and directories, in input order (which decides
+	// --on-duplicate first/last). Required.
+	Inputs []string
+	// Out is the version directory to create; it must not exist. Required.
+	Out string
+	// Format of the inputs; default input.FormatAuto (by file name, then content).
+	Format input.Format
+	// CSVHeader: default input.HeaderAuto.
+	CSVHeader input.CSVHeader
+	// Name of the dataset; default the base name of Out.
+	Name string
+	// Version name; default the build's start time in VersionLayout.
+	// Only [A-Za-z0-9._-] are allowed.
+	Version string
+	// Memory is the budget in bytes for the sort buffers and the rest of the
+	// build's heap; default DefaultMemory. Three quarters go to sort buffers;
+	// the rest covers I/O buffers, sstable writers and the garbage collector's
+	// headroom (the Go runtime's soft memory limit is set to Memory).
+	Memory int64
+	// OnDuplicate: default DuplicateFail.
+	OnDuplicate Duplicate
+	// Workers is the number of parse workers and of partitions merged at once;
+	// default GOMAXPROCS.
+	Workers int
+	// Partitions is the number of key ranges merged and written separately,
+	// rounded up to a power of two; default 4 × Workers.
+	Partitions int
+	// TableBytes is the size after which a partition starts a new sstable;
+	// default 1 GiB.
+	TableBytes int64
+	// MaxLine bounds one JSON Lines line; default input.DefaultMaxLine.
+	MaxLine int
+	// Logger receives progress; default none.
+	Logger *zap.Logger
+	// ProgressEvery is the interval of progress log lines; default 10s.
+	ProgressEvery time.Duration
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Format == "" {
+		o.Format = input.FormatAuto
+	}
+	if o.CSVHeader == "" {
+		o.CSVHeader = input.HeaderAuto
+	}
+	if o.Memory <= 0 {
+		o.Memory = DefaultMemory
+	}
+	if o.OnDuplicate == "" {
+		o.OnDuplicate = DuplicateFail
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 4 * o.Workers
+	}
+	o.Partitions = 1 << bits.Len(uint(o.Partitions-1))
+	if o.TableBytes <= 0 {
+		o.TableBytes = 1 << 30
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// ValidateVersion checks a version name: non-empty, at most 128 bytes of
+// [A-Za-z0-9._-], not "." or "..". (That it sorts after earlier versions is
+// the caller's promise: the default, a UTC timestamp, does.)
+func ValidateVersion(v string) error {
+	if v == "" || v == "." || v == ".." || len(v) > 128 {
+		return fmt.Errorf("invalid version %q: want 1-128 characters of A-Z a-z 0-9 . _ -", v)
+	}
+	for _, c := range []byte(v) {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("invalid version %q: character %q not allowed (want A-Z a-z 0-9 . _ -)", v, c)
+		}
+	}
+	return nil
+}
+
+func (o *Options) validate() error {
+	if len(o.Inputs) == 0 {
+		return errors.New("build: no --input given")
+	}
+	if o.Out == "" {
+		return errors.New("build: no --out given")
+	}
+	if err := ValidateVersion(o.Version); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	if _, err := ParseDuplicate(string(o.OnDuplicate)); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	if o.Memory < 1<<20 {
+		return fmt.Errorf("build: memory budget %d bytes is below the minimum of 1MiB", o.Memory)
+	}
+	return nil
+}
+
+// builder is the state of one build.
+type builder struct {
+	opts      Options
+	files     []input.File
+	records   []int64 // per file
+	tmp       string  // the temporary sibling of Out
+	runsDir   string
+	tablesDir string
+	shift     uint // order >> shift = partition
+
+	mu      sync.Mutex
+	runs    []*run
+	nspills int
+
+	read atomic.Int64 // records read so far
+}
+
+// Build builds the dataset version opts.Out and returns its metadata.
+func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
+	opts.ensureDefaults()
+	start := opts.Now()
+	if opts.Version == "" {
+		opts.Version = start.UTC().Format(VersionLayout)
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	out := filepath.Clean(opts.Out)
+	if opts.Name == "" {
+		opts.Name = filepath.Base(out)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("build: %s already exists", out)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	files, err := input.Expand(opts.Inputs, opts.Format)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+
+	parent, base := filepath.Dir(out), filepath.Base(out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	removeStale(parent, base, opts.Logger)
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	bl := &builder{
+		opts:      opts,
+		files:     files,
+		records:   make([]int64, len(files)),
+		tmp:       tmp,
+		runsDir:   filepath.Join(tmp, "runs"),
+		tablesDir: filepath.Join(tmp, "tables"),
+		shift:     uint(64 - bits.Len(uint(opts.Partitions-1))),
+	}
+	defer func() {
+		bl.closeRuns()
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = fmt.Errorf("build: remove temporary directory: %w", rerr)
+		}
+	}()
+	for _, d := range []string{bl.runsDir, bl.tablesDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+	}
+	// The budget is the process's too: tell the garbage collector, so that it
+	// collects harder instead of letting the heap double past it.
+	prev := debug.SetMemoryLimit(opts.Memory)
+	defer debug.SetMemoryLimit(prev)
+
+	log := opts.Logger
+	log.Info("build started", zap.String("out", out), zap.Int("files", len(files)),
+		zap.Int64("memory", opts.Memory), zap.Int("workers", opts.Workers), zap.Int("partitions", opts.Partitions))
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopProgress := bl.progress(ctx, start)
+	err = bl.parse(ctx, cancel)
+	parsed := opts.Now()
+	var stats partStats
+	if err == nil {
+		log.Info("input read and sorted", zap.Int64("records", bl.read.Load()), zap.Int("spilled_runs", bl.nspills),
+			zap.Duration("elapsed", parsed.Sub(start)))
+		stats, err = bl.merge(ctx, cancel)
+	}
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+
+	meta = &store.Meta{
+		Format:      store.FormatVersion,
+		Name:        opts.Name,
+		Version:     opts.Version,
+		Keys:        stats.strings + stats.hashes,
+		Strings:     stats.strings,
+		Hashes:      stats.hashes,
+		HashFields:  stats.fields,
+		KeyBytes:    stats.keyBytes,
+		ValueBytes:  stats.valueBytes,
+		BuiltAt:     start.UTC(),
+		ToolVersion: buildinfo.Version,
+	}
+	for i, f := range files {
+		meta.Inputs = append(meta.Inputs, store.Input{
+			Path: f.Path, Format: string(f.Format), Compression: string(f.Compression),
+			Bytes: f.Size, Records: bl.records[i],
+		})
+	}
+	bl.closeRuns()
+	if err := os.RemoveAll(bl.runsDir); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	version := filepath.Join(tmp, "version")
+	if err := store.CreateVersion(ctx, version, meta, stats.tables); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("build: %s appeared during the build; not replacing it", out)
+	}
+	if err := os.Rename(version, out); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := store.SyncDir(parent); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	el := opts.Now().Sub(start)
+	log.Info("build finished", zap.String("out", out), zap.String("version", meta.Version), zap.Int64("keys", meta.Keys),
+		zap.Int64("records", bl.read.Load()), zap.Duration("elapsed", el),
+		zap.Float64("records_per_sec", float64(bl.read.Load())/max(el.Seconds(), 1e-9)))
+	return meta, nil
+}
+
+// removeStale removes temporary directories a crashed build of the same
+// output left behind.
+func removeStale(parent, base string, log *zap.Logger) {
+	stale, _ := filepath.Glob(filepath.Join(parent, "."+globEscape(base)+".tmp-*"))
+	for _, d := range stale {
+		log.Info("removing a crashed build's temporary directory", zap.String("dir", d))
+		os.RemoveAll(d)
+	}
+}
+
+func globEscape(s string) string {
+	var b []byte
+	for _, c := range []byte(s) {
+		switch c {
+		case '*', '?', '[', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func (bl *builder) closeRuns() {
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	for _, r := range bl.runs {
+		if r != nil && r.file != nil {
+			r.file.Close()
+			r.file = nil
+		}
+	}
+}
+
+// progress logs the records read per second until the returned stop is called.
+func (bl *builder) progress(ctx context.Context, start time.Time) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(bl.opts.ProgressEvery)
+		defer t.Stop()
+		last, lastT := int64(0), start
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				n := bl.read.Load()
+				bl.opts.Logger.Info("progress", zap.Int64("records", n),
+					zap.Float64("records_per_sec", float64(n-last)/now.Sub(lastT).Seconds()),
+					zap.Int("spilled_runs", bl.spills()))
+				last, lastT = n, now
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+func (bl *builder) spills() int {
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	return bl.nspills
+}
+
+// parse reads every input with Workers workers, each encoding records into
+// its own batch and spilling sorted runs when its share of the budget is full.
+func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) error {
+	sortBudget := bl.opts.Memory * 3 / 4
+	workers := min(bl.opts.Workers, len(bl.files))
+	perWorker := sortBudget / int64(workers)
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := newBatch(perWorker)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bl.files) || ctx.Err() != nil {
+					break
+				}
+				if err := bl.parseFile(ctx, i, b); err != nil {
+					cancel(err)
+					return
+				}
+			}
+			if !b.empty() && ctx.Err() == nil {
+				bl.addRun(b.keep(bl.opts.Partitions, bl.shift))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if bl.read.Load() == 0 {
+		return fmt.Errorf("build: the inputs hold no records (%d files)", len(bl.files))
+	}
+	return nil
+}
+
+func (bl *builder) addRun(r *run) {
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	bl.runs = append(bl.runs, r)
+	if r.file != nil {
+		bl.nspills++
+	}
+}
+
+func (bl *builder) parseFile(ctx context.Context, i int, b *batch) (err error) {
+	f := bl.files[i]
+	rd, err := input.Open(f, input.Options{CSVHeader: bl.opts.CSVHeader, MaxLine: bl.opts.MaxLine})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rd.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("build: %s: %w", f.Path, cerr)
+		}
+	}()
+	var rec input.Record
+	var n int64
+	for {
+		if err := rd.Next(&rec); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return err
+		}
+		n++
+		if n&0x3ff == 0 {
+			bl.read.Add(0x400)
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+		}
+		for {
+			ok, err := b.add(&rec, uint32(i))
+			if err != nil {
+				return fmt.Errorf("build: %s: %w", f.Pos(rec.Line), err)
+			}
+			if ok {
+				break
+			}
+			bl.mu.Lock()
+			seq := len(bl.runs)
+			bl.runs = append(bl.runs, nil) // reserve the sequence number
+			bl.mu.Unlock()
+			r, err := b.spill(bl.runsDir, seq, bl.opts.Partitions, bl.shift)
+			if err != nil {
+				return err
+			}
+			bl.mu.Lock()
+			bl.runs[seq] = r
+			bl.nspills++
+			bl.mu.Unlock()
+		}
+	}
+	bl.read.Add(n & 0x3ff)
+	bl.records[i] = n
+	return nil
+}
+
+// merge merges every partition, Workers at a time.
+func (bl *builder) merge(ctx context.Context, cancel context.CancelCauseFunc) (partStats, error) {
+	bl.runs = slices.DeleteFunc(bl.runs, func(r *run) bool { return r == nil })
+	results := make([]partStats, bl.opts.Partitions)
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(bl.opts.Workers, bl.opts.Partitions) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p := int(next.Add(1) - 1)
+				if p >= bl.opts.Partitions || ctx.Err() != nil {
+					return
+				}
+				st, err := bl.mergePartition(ctx, p)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				results[p] = st
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return partStats{}, err
+	}
+	var total partStats
+	for _, st := range results {
+		total.strings += st.strings
+		total.hashes += st.hashes
+		total.fields += st.fields
+		total.keyBytes += st.keyBytes
+		total.valueBytes += st.valueBytes
+		total.tables = append(total.tables, st.tables...)
+	}
+	return total, nil
+}

@@ -1,0 +1,286 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+
+	"github.com/batchkv/batchkv/internal/store"
+)
+
+// iterator walks one run's records of one partition in order.
+type iterator interface {
+	// next advances; false at the end (check err).
+	next() bool
+	// cur returns the current record; slices are valid until next.
+	cur() (key, value []byte, file uint32, line int64)
+	err() error
+}
+
+type memIter struct {
+	b    *batch
+	i    int64
+	end  int64
+	k, v []byte
+	f    uint32
+	l    int64
+}
+
+func (m *memIter) next() bool {
+	if m.i >= m.end {
+		return false
+	}
+	m.k, m.v, m.f, m.l = m.b.record(&m.b.entries[m.i])
+	m.i++
+	return true
+}
+
+func (m *memIter) cur() ([]byte, []byte, uint32, int64) { return m.k, m.v, m.f, m.l }
+func (m *memIter) err() error                           { return nil }
+
+type diskIter struct {
+	path string
+	r    *bufio.Reader
+	left int64
+	buf  []byte
+	k, v []byte
+	f    uint32
+	l    int64
+	e    error
+}
+
+func (d *diskIter) next() bool {
+	if d.left == 0 || d.e != nil {
+		return false
+	}
+	d.left--
+	klen, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return d.fail(err)
+	}
+	vlen, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return d.fail(err)
+	}
+	n := int(klen + vlen)
+	if cap(d.buf) < n {
+		d.buf = make([]byte, n, n+n/4)
+	}
+	d.buf = d.buf[:n]
+	if _, err := io.ReadFull(d.r, d.buf); err != nil {
+		return d.fail(err)
+	}
+	f, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return d.fail(err)
+	}
+	l, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return d.fail(err)
+	}
+	d.k, d.v, d.f, d.l = d.buf[:klen:klen], d.buf[klen:], uint32(f), int64(l)
+	return true
+}
+
+func (d *diskIter) fail(err error) bool {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	d.e = fmt.Errorf("build: read run %s: %w", d.path, err)
+	return false
+}
+
+func (d *diskIter) cur() ([]byte, []byte, uint32, int64) { return d.k, d.v, d.f, d.l }
+func (d *diskIter) err() error                           { return d.e }
+
+// mergeHeap orders iterators by their current record: key, then input position.
+type mergeHeap []iterator
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	ki, _, fi, li := h[i].cur()
+	kj, _, fj, lj := h[j].cur()
+	if c := bytes.Compare(ki, kj); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(fi, fj); c != 0 {
+		return c < 0
+	}
+	return li < lj
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(iterator)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// partStats are the counts of what one partition wrote.
+type partStats struct {
+	strings, hashes, fields, keyBytes, valueBytes int64
+	tables                                        []string
+}
+
+// DuplicateError reports a key given twice in the input.
+type DuplicateError struct {
+	Key           []byte
+	First, Second string // positions, in input order
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("build: duplicate key %s at %s and at %s (pass --on-duplicate first or last to keep one)", quoteKey(e.Key), e.First, e.Second)
+}
+
+// ErrDuplicate matches every DuplicateError with errors.Is.
+var ErrDuplicate = errors.New("build: duplicate key")
+
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
+
+// quoteKey quotes a key for messages, escaping binary bytes and shortening
+// very long keys.
+func quoteKey(k []byte) string {
+	const maxShown = 256
+	if len(k) > maxShown {
+		return strconv.Quote(string(k[:maxShown])) + fmt.Sprintf("… (%d bytes)", len(k))
+	}
+	return strconv.Quote(string(k))
+}
+
+// mergePartition merges partition p of every run into sstables in dir.
+func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error) {
+	var st partStats
+	h := make(mergeHeap, 0, len(bl.runs))
+	for _, r := range bl.runs {
+		sp := r.parts[p]
+		if sp.n == 0 {
+			continue
+		}
+		var it iterator
+		if r.mem != nil {
+			it = &memIter{b: r.mem, i: sp.off, end: sp.off + sp.n}
+		} else {
+			sr := io.NewSectionReader(r.file, sp.off, sp.bytes)
+			it = &diskIter{path: r.path, r: bufio.NewReaderSize(sr, 64<<10), left: sp.n}
+		}
+		if !it.next() {
+			if err := it.err(); err != nil {
+				return st, err
+			}
+			continue
+		}
+		h = append(h, it)
+	}
+	heap.Init(&h)
+
+	var tw *store.TableWriter
+	var tableBytes int64
+	finish := func() error {
+		if tw == nil {
+			return nil
+		}
+		err := tw.Close()
+		tw = nil
+		return err
+	}
+	defer finish()
+
+	// held is the record to write once we know the next key differs.
+	var heldKey, heldVal []byte
+	var heldFile uint32
+	var heldLine int64
+	held := false
+	write := func() error {
+		if tw == nil || tableBytes >= bl.opts.TableBytes {
+			if err := finish(); err != nil {
+				return err
+			}
+			path := filepath.Join(bl.tablesDir, fmt.Sprintf("p%05d-%04d.sst", p, len(st.tables)))
+			w, err := store.NewTableWriter(path)
+			if err != nil {
+				return err
+			}
+			tw, tableBytes = w, 0
+			st.tables = append(st.tables, path)
+		}
+		if err := tw.Add(heldKey, heldVal); err != nil {
+			return err
+		}
+		tableBytes += int64(len(heldKey) + len(heldVal))
+		st.keyBytes += int64(len(heldKey) - store.PrefixLen)
+		st.valueBytes += int64(len(heldVal))
+		v, err := store.DecodeValue(heldVal)
+		if err != nil {
+			return err
+		}
+		if v.Type == store.TypeHash {
+			n, err := v.Hash().Len()
+			if err != nil {
+				return err
+			}
+			st.hashes++
+			st.fields += int64(n)
+		} else {
+			st.strings++
+		}
+		return nil
+	}
+	hold := func(k, v []byte, f uint32, l int64) {
+		heldKey = append(heldKey[:0], k...)
+		heldVal = append(heldVal[:0], v...)
+		heldFile, heldLine, held = f, l, true
+	}
+	var n int
+	for len(h) > 0 {
+		if n++; n&0xffff == 0 && ctx.Err() != nil {
+			return st, context.Cause(ctx)
+		}
+		it := h[0]
+		k, v, f, l := it.cur()
+		switch {
+		case !held:
+			hold(k, v, f, l)
+		case !bytes.Equal(k, heldKey):
+			if err := write(); err != nil {
+				return st, err
+			}
+			hold(k, v, f, l)
+		default:
+			switch bl.opts.OnDuplicate {
+			case DuplicateFirst:
+				// Keep the held (earlier) record.
+			case DuplicateLast:
+				hold(k, v, f, l)
+			default:
+				return st, &DuplicateError{
+					Key:    append([]byte(nil), k[store.PrefixLen:]...),
+					First:  bl.files[heldFile].Pos(heldLine),
+					Second: bl.files[f].Pos(l),
+				}
+			}
+		}
+		if it.next() {
+			heap.Fix(&h, 0)
+		} else {
+			if err := it.err(); err != nil {
+				return st, err
+			}
+			heap.Pop(&h)
+		}
+	}
+	if held {
+		if err := write(); err != nil {
+			return st, err
+		}
+	}
+	return st, finish()
+}

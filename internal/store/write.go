@@ -149,6 +149,9 @@ func WriteVersion(ctx context.Context, dir string, meta *Meta, entries []Entry) 
 			return fmt.Errorf("store: duplicate key %q", sorted[i].k[PrefixLen:])
 		}
 	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".tables-*")
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

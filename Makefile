@@ -4,19 +4,51 @@ LDFLAGS := -s -w -X github.com/batchkv/batchkv/internal/buildinfo.Version=$(VERS
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: build test lint run bench clean
+# Fuzz targets run briefly by `make test` (FUZZTIME each) and longer by `make fuzz`.
+FUZZ_TARGETS := \
+	./internal/release:FuzzParse \
+	./internal/manifest:FuzzParse
+FUZZTIME ?= 5s
+
+.PHONY: all build test test-unit test-race fuzz fuzz-short lint tools run clean
+all: build
+
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv-server ./cmd/server
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv-syncer ./cmd/syncer
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv ./cmd/batchkv
 
-test:
-	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+# The whole suite: vet and formatting, unit and integration tests (real
+# redis-server, real S3 gateway, real processes), the race detector on the
+# concurrent core, and a short run of every fuzz target.
+test: lint tools
+	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) test-race fuzz-short
+
+test-race:
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m ./internal/swap/... ./internal/server/...
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || \
+			{ $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=$${FUZZTIME:-2m}
 
 lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Test tools that are built from source once and cached in ./.tools.
+tools:
+	@if [ -x scripts/tools.sh ]; then scripts/tools.sh; fi
+
+run: build
+	scripts/run-demo.sh
 
 clean:
 	rm -rf bin .run

@@ -1,0 +1,502 @@
+package server
+
+import (
+	"crypto/subtle"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func handlers() map[string]func(*conn, [][]byte) {
+	return map[string]func(*conn, [][]byte){
+		"ping": cmdPing, "echo": cmdEcho, "quit": cmdQuit, "reset": cmdReset, "hello": cmdHello,
+		"auth": cmdAuth, "select": cmdSelect,
+		"client|id": cmdClientID, "client|getname": cmdClientGetname, "client|setname": cmdClientSetname,
+		"client|setinfo": cmdClientSetinfo, "client|info": cmdClientInfo, "client|list": cmdClientList,
+		"client|kill": cmdClientKill,
+		"multi":       cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
+		"readonly": cmdNoCluster, "readwrite": cmdNoCluster, "asking": cmdNoCluster,
+
+		"command": cmdCommand, "command|count": cmdCommandCount, "command|info": cmdCommandInfo,
+		"command|docs": cmdCommandDocs, "command|list": cmdCommandList,
+		"info": cmdInfo, "config|get": cmdConfigGet, "config|set": cmdConfigSet,
+		"config|rewrite": cmdConfigRewrite, "config|resetstat": cmdConfigResetstat,
+		"time": cmdTime, "dbsize": cmdDBSize, "role": cmdRole,
+		"slowlog|get": cmdSlowlogGet, "slowlog|len": cmdSlowlogLen, "slowlog|reset": cmdSlowlogReset,
+		"slowlog|help": cmdSlowlogHelp,
+
+		"get": cmdGet, "mget": cmdMGet, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
+		"ttl": cmdTTL, "pttl": cmdTTL, "expiretime": cmdTTL, "pexpiretime": cmdTTL,
+		"strlen": cmdStrlen, "getrange": cmdGetrange, "substr": cmdGetrange,
+		"randomkey": cmdRandomkey, "scan": cmdScan, "keys": cmdKeys,
+
+		"hget": cmdHGet, "hmget": cmdHMGet, "hgetall": cmdHGetall, "hkeys": cmdHKeys, "hvals": cmdHVals,
+		"hlen": cmdHLen, "hexists": cmdHExists, "hstrlen": cmdHStrlen, "hrandfield": cmdHRandfield,
+		"hscan": cmdHScan,
+
+		"lrange": cmdLRange, "llen": cmdCountOther, "lindex": cmdLIndex, "smembers": cmdEmptyOther,
+		"scard": cmdCountOther, "sismember": cmdCountOther, "smismember": cmdSMIsmember,
+		"zcard": cmdCountOther, "zscore": cmdNullOther, "zmscore": cmdZMScore, "xlen": cmdCountOther,
+	}
+}
+
+func cmdPing(c *conn, args [][]byte) {
+	switch len(args) {
+	case 1:
+		c.w.Simple("PONG")
+	case 2:
+		c.w.Bulk(args[1])
+	default:
+		c.errorReply("ERR wrong number of arguments for 'ping' command")
+	}
+}
+
+func cmdEcho(c *conn, args [][]byte) { c.w.Bulk(args[1]) }
+
+func cmdQuit(c *conn, _ [][]byte) {
+	c.w.OK()
+	c.quit = true
+}
+
+func cmdReset(c *conn, _ [][]byte) {
+	c.discard()
+	c.w.Proto = 2
+	c.proto.Store(2)
+	c.mu.Lock()
+	c.name = ""
+	c.mu.Unlock()
+	c.authed = c.s.cfg.RequirePass == ""
+	c.w.Simple("RESET")
+}
+
+func (c *conn) discard() {
+	c.multi, c.multiErr = false, false
+	c.queue = nil
+	c.watching, c.watched = false, nil
+}
+
+// checkPassword reports whether user/pass authenticate as Redis's default
+// user: with no requirepass the default user is "nopass" and any password is
+// accepted; other users do not exist. Compared in constant time.
+func (c *conn) checkPassword(user, pass []byte) bool {
+	if string(user) != "default" {
+		return false
+	}
+	want := c.s.cfg.RequirePass
+	if want == "" {
+		return true
+	}
+	return subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+}
+
+const wrongPass = "WRONGPASS invalid username-password pair or user is disabled."
+
+func cmdAuth(c *conn, args [][]byte) {
+	if len(args) > 3 {
+		c.errorReply("ERR syntax error")
+		return
+	}
+	user, pass := []byte("default"), args[len(args)-1]
+	if len(args) == 2 {
+		if c.s.cfg.RequirePass == "" {
+			c.errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+			return
+		}
+	} else {
+		user = args[1]
+	}
+	if !c.checkPassword(user, pass) {
+		c.logger().Info("authentication failed")
+		c.errorReply(wrongPass)
+		return
+	}
+	c.authed = true
+	c.w.OK()
+}
+
+func cmdHello(c *conn, args [][]byte) {
+	var ver int64
+	next := 1
+	if len(args) >= 2 {
+		v, ok := parseInt(args[1])
+		if !ok {
+			c.errorReply("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		next++
+		if v < 2 || v > 3 {
+			c.errorReply("NOPROTO unsupported protocol version")
+			return
+		}
+		ver = v
+	}
+	var user, pass, name []byte
+	for j := next; j < len(args); j++ {
+		more := len(args) - 1 - j
+		switch opt := args[j]; {
+		case strings.EqualFold(string(opt), "auth") && more >= 2:
+			user, pass = args[j+1], args[j+2]
+			j += 2
+		case strings.EqualFold(string(opt), "setname") && more >= 1:
+			name = args[j+1]
+			j++
+		default:
+			c.errorReply("ERR Syntax error in HELLO option '" + cString(opt) + "'")
+			return
+		}
+	}
+	if user != nil {
+		if !c.checkPassword(user, pass) {
+			c.logger().Info("authentication failed")
+			c.errorReply(wrongPass)
+			return
+		}
+		c.authed = true
+	}
+	if !c.authed {
+		c.errorReply("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	if name != nil && !c.setName(name) {
+		return
+	}
+	if ver != 0 {
+		c.w.Proto = int(ver)
+		c.proto.Store(int32(ver))
+	}
+	c.w.Map(7)
+	c.w.BulkString("server")
+	c.w.BulkString("redis")
+	c.w.BulkString("version")
+	c.w.BulkString(redisVersion)
+	c.w.BulkString("proto")
+	c.w.Int(int64(c.w.Proto))
+	c.w.BulkString("id")
+	c.w.Int(c.id)
+	c.w.BulkString("mode")
+	c.w.BulkString("standalone")
+	c.w.BulkString("role")
+	c.w.BulkString("master")
+	c.w.BulkString("modules")
+	c.w.Array(0)
+}
+
+// redisVersion is the Redis version batchkv-server is compatible with and
+// reports.
+const redisVersion = "7.0.15"
+
+func cmdSelect(c *conn, args [][]byte) {
+	id, ok := parseInt(args[1])
+	if !ok {
+		c.errorReply("ERR value is not an integer or out of range")
+		return
+	}
+	if id < -1<<31 || id > 1<<31-1 {
+		c.errorReply("ERR value is out of range")
+		return
+	}
+	if id != 0 {
+		// The dataset is database 0; there are no others.
+		c.errorReply("ERR DB index is out of range")
+		return
+	}
+	c.w.OK()
+}
+
+func cmdNoCluster(c *conn, _ [][]byte) {
+	c.errorReply("ERR This instance has cluster support disabled")
+}
+
+func cmdClientID(c *conn, _ [][]byte) { c.w.Int(c.id) }
+
+func cmdClientGetname(c *conn, _ [][]byte) {
+	c.mu.Lock()
+	name := c.name
+	c.mu.Unlock()
+	if name == "" {
+		c.w.Null()
+		return
+	}
+	c.w.BulkString(name)
+}
+
+// validAttr is Redis's check for client names and library attributes:
+// printable ASCII without spaces.
+func validAttr(b []byte) bool {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) setName(name []byte) bool {
+	if !validAttr(name) {
+		c.errorReply("ERR Client names cannot contain spaces, newlines or special characters.")
+		return false
+	}
+	c.mu.Lock()
+	c.name = string(name)
+	c.mu.Unlock()
+	return true
+}
+
+func cmdClientSetname(c *conn, args [][]byte) {
+	if c.setName(args[2]) {
+		c.w.OK()
+	}
+}
+
+// cmdClientSetinfo is CLIENT SETINFO as Redis 7.2 documents it.
+func cmdClientSetinfo(c *conn, args [][]byte) {
+	attr := strings.ToLower(string(args[2]))
+	if attr != "lib-name" && attr != "lib-ver" {
+		c.errorReply("ERR Unrecognized option '" + cString(args[2]) + "'")
+		return
+	}
+	if !validAttr(args[3]) {
+		c.errorReply("ERR " + attr + " cannot contain spaces, newlines or special characters.")
+		return
+	}
+	c.mu.Lock()
+	if attr == "lib-name" {
+		c.libName = string(args[3])
+	} else {
+		c.libVer = string(args[3])
+	}
+	c.mu.Unlock()
+	c.w.OK()
+}
+
+func cmdClientInfo(c *conn, _ [][]byte) {
+	c.w.Verbatim("txt", c.info(nil, c))
+}
+
+func cmdClientList(c *conn, args [][]byte) {
+	var ids map[int64]bool
+	for i := 2; i < len(args); i++ {
+		opt := strings.ToLower(string(args[i]))
+		switch {
+		case opt == "type" && i+1 < len(args):
+			t := strings.ToLower(string(args[i+1]))
+			switch t {
+			case "normal":
+			case "master", "replica", "slave", "pubsub":
+				c.w.Verbatim("txt", nil)
+				return
+			default:
+				c.errorReply("ERR Unknown client type '" + cString(args[i+1]) + "'")
+				return
+			}
+			i++
+		case opt == "id" && i+1 < len(args):
+			ids = map[int64]bool{}
+			for i++; i < len(args); i++ {
+				id, ok := parseInt(args[i])
+				if !ok || id <= 0 {
+					c.errorReply("ERR Invalid client ID")
+					return
+				}
+				ids[id] = true
+			}
+		default:
+			c.errorReply("ERR syntax error")
+			return
+		}
+	}
+	var b []byte
+	for _, o := range c.s.clients() {
+		if ids != nil && !ids[o.id] {
+			continue
+		}
+		b = o.info(b, c)
+	}
+	c.w.Verbatim("txt", b)
+}
+
+// info appends the CLIENT LIST line of o (self is the connection asking).
+func (o *conn) info(b []byte, self *conn) []byte {
+	now := time.Now()
+	o.mu.Lock()
+	name, lib, ver, cmd := o.name, o.libName, o.libVer, o.lastCmd
+	o.mu.Unlock()
+	if o == self {
+		cmd = self.lastCmd
+	}
+	if cmd == "" {
+		cmd = "NULL"
+	}
+	flags := "N"
+	multi := -1
+	if o == self && o.multi {
+		flags = "x"
+		multi = len(o.queue)
+	}
+	b = append(b, "id="...)
+	b = strconv.AppendInt(b, o.id, 10)
+	b = append(b, " addr="+o.raddr+" laddr="+o.laddr+" fd=0 name="+name+" age="...)
+	b = strconv.AppendInt(b, int64(now.Sub(o.created)/time.Second), 10)
+	b = append(b, " idle="...)
+	b = strconv.AppendInt(b, int64(now.Sub(time.Unix(0, o.lastAt.Load()))/time.Second), 10)
+	b = append(b, " flags="+flags+" db=0 sub=0 psub=0 ssub=0 multi="...)
+	b = strconv.AppendInt(b, int64(multi), 10)
+	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd="+cmd+" user=default redir=-1 resp="...)
+	b = strconv.AppendInt(b, int64(o.proto.Load()), 10)
+	b = append(b, " lib-name="+lib+" lib-ver="+ver+"\n"...)
+	return b
+}
+
+func cmdClientKill(c *conn, args [][]byte) {
+	if len(args) == 3 {
+		// Old form: CLIENT KILL addr:port.
+		for _, o := range c.s.clients() {
+			if o.raddr == string(args[2]) {
+				c.kill(o)
+				c.w.OK()
+				return
+			}
+		}
+		c.errorReply("ERR No such client")
+		return
+	}
+	var id int64
+	var addr, laddr string
+	skipme := true
+	if len(args)%2 != 0 {
+		c.errorReply("ERR syntax error")
+		return
+	}
+	for i := 2; i < len(args); i += 2 {
+		v := args[i+1]
+		switch strings.ToLower(string(args[i])) {
+		case "id":
+			n, ok := parseInt(v)
+			if !ok || n <= 0 {
+				c.errorReply("ERR client-id should be greater than 0")
+				return
+			}
+			id = n
+		case "addr":
+			addr = string(v)
+		case "laddr":
+			laddr = string(v)
+		case "skipme":
+			switch strings.ToLower(string(v)) {
+			case "yes":
+				skipme = true
+			case "no":
+				skipme = false
+			default:
+				c.errorReply("ERR syntax error")
+				return
+			}
+		case "type":
+			t := strings.ToLower(string(v))
+			if t != "normal" && t != "master" && t != "replica" && t != "slave" && t != "pubsub" {
+				c.errorReply("ERR Unknown client type '" + cString(v) + "'")
+				return
+			}
+			if t != "normal" {
+				c.w.Int(0)
+				return
+			}
+		case "user":
+			if string(v) != "default" {
+				c.errorReply("ERR No such user '" + cString(v) + "'")
+				return
+			}
+		case "maxage":
+		default:
+			c.errorReply("ERR syntax error")
+			return
+		}
+	}
+	n := 0
+	for _, o := range c.s.clients() {
+		if id != 0 && o.id != id || addr != "" && o.raddr != addr || laddr != "" && o.laddr != laddr {
+			continue
+		}
+		if o == c && skipme {
+			continue
+		}
+		c.kill(o)
+		n++
+	}
+	c.w.Int(int64(n))
+}
+
+// kill closes o's connection; o's goroutine notices and exits. Killing the
+// asking connection takes effect after its reply.
+func (c *conn) kill(o *conn) {
+	o.killed.Store(true)
+	if o == c {
+		c.quit = true
+		return
+	}
+	o.nc.Close()
+}
+
+func cmdMulti(c *conn, _ [][]byte) {
+	if c.multi {
+		c.errorReply("ERR MULTI calls can not be nested")
+		return
+	}
+	c.multi = true
+	c.w.OK()
+}
+
+func cmdDiscard(c *conn, _ [][]byte) {
+	if !c.multi {
+		c.errorReply("ERR DISCARD without MULTI")
+		return
+	}
+	c.discard()
+	c.w.OK()
+}
+
+func cmdWatch(c *conn, _ [][]byte) {
+	if c.multi {
+		c.errorReply("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	if !c.watching {
+		// The data of a version never changes: a watched key "may have
+		// changed" exactly when the live version differs at EXEC.
+		c.watching, c.watched = true, c.v
+	}
+	c.w.OK()
+}
+
+func cmdUnwatch(c *conn, _ [][]byte) {
+	c.watching, c.watched = false, nil
+	c.w.OK()
+}
+
+func cmdExec(c *conn, _ [][]byte) {
+	if !c.multi {
+		c.errorReply("ERR EXEC without MULTI")
+		return
+	}
+	queue, failed := c.queue, c.multiErr
+	aborted := c.watching && c.watched != c.v
+	c.discard()
+	if failed {
+		c.errorReply("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	if aborted {
+		c.w.NullArray()
+		return
+	}
+	c.w.Array(len(queue))
+	for _, args := range queue {
+		cmd, _ := lookup(args)
+		if cmd.flags&flagLoading == 0 && c.v == nil {
+			c.errorReply("LOADING Redis is loading the dataset in memory")
+			continue
+		}
+		c.lastCmd = cmd.name
+		cmd.run(c, args)
+	}
+}

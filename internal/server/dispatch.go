@@ -1,0 +1,258 @@
+package server
+
+import (
+	"strings"
+	"time"
+)
+
+// Command flags (from Redis's metadata) the dispatcher checks.
+type cmdFlags uint16
+
+const (
+	flagWrite   cmdFlags = 1 << iota // answers READONLY
+	flagLoading                      // runs while no version is live
+	flagNoAuth                       // runs before AUTH
+	flagNoMulti                      // refused inside MULTI
+)
+
+// command is one entry of the command table.
+type command struct {
+	name  string // full lower-case name: "get", "client|setname"
+	arity int
+	flags cmdFlags
+	run   func(c *conn, args [][]byte)
+	// subs holds a container command's subcommands by lower-case name.
+	subs map[string]*command
+	meta *commandMeta
+}
+
+// maxNameLen bounds command names looked up; longer ones are unknown.
+const maxNameLen = 32
+
+// commands is the command table: Redis's metadata for every command we know,
+// and our handler (nil for write commands: READONLY).
+var commands map[string]*command
+
+func init() { commands = buildCommands() }
+
+func parseFlags(fs []string) cmdFlags {
+	var f cmdFlags
+	for _, s := range fs {
+		switch s {
+		case "write":
+			f |= flagWrite
+		case "loading":
+			f |= flagLoading
+		case "no_auth":
+			f |= flagNoAuth
+		case "no_multi":
+			f |= flagNoMulti
+		}
+	}
+	return f
+}
+
+func buildCommands() map[string]*command {
+	t := map[string]*command{}
+	for i := range redisCommands {
+		m := &redisCommands[i]
+		cmd := &command{name: m.Name, arity: m.Arity, flags: parseFlags(m.Flags), meta: m}
+		if len(m.Subcommands) > 0 {
+			cmd.subs = map[string]*command{}
+			for _, sm := range m.Subcommands {
+				_, sub, _ := strings.Cut(sm.Name, "|")
+				cmd.subs[sub] = &command{name: sm.Name, arity: sm.Arity, flags: parseFlags(sm.Flags)}
+			}
+		}
+		t[m.Name] = cmd
+	}
+	for name, run := range handlers() {
+		parent, sub, isSub := strings.Cut(name, "|")
+		p := t[parent]
+		if p == nil {
+			panic("server: handler for a command without metadata: " + name)
+		}
+		if !isSub {
+			p.run = run
+			continue
+		}
+		sc := p.subs[sub]
+		if sc == nil {
+			// CLIENT SETINFO is Redis 7.2's; 7.0 has no metadata for it.
+			sc = extraSubcommands[name]
+			if sc == nil {
+				panic("server: handler for an unknown subcommand: " + name)
+			}
+			p.subs[sub] = sc
+		}
+		sc.run = run
+	}
+	return t
+}
+
+// extraSubcommands are subcommands newer than Redis 7.0 that clients send.
+var extraSubcommands = map[string]*command{
+	// go-redis v9 and redis-py 5 pipeline CLIENT SETINFO after HELLO.
+	"client|setinfo": {name: "client|setinfo", arity: 4, flags: flagLoading},
+}
+
+// lowerName lower-cases b into buf without allocating.
+func lowerName(buf *[maxNameLen]byte, b []byte) ([]byte, bool) {
+	if len(b) > maxNameLen {
+		return nil, false
+	}
+	for i, ch := range b {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	return buf[:len(b)], true
+}
+
+// lookup finds the command for args, resolving a container's subcommand.
+// For an unknown subcommand it returns the container and sub=false.
+func lookup(args [][]byte) (cmd *command, subUnknown bool) {
+	var buf [maxNameLen]byte
+	name, ok := lowerName(&buf, args[0])
+	if !ok {
+		return nil, false
+	}
+	cmd = commands[string(name)]
+	if cmd == nil || cmd.subs == nil || len(args) == 1 {
+		return cmd, false
+	}
+	sub, ok := lowerName(&buf, args[1])
+	if !ok {
+		return cmd, true
+	}
+	sc := cmd.subs[string(sub)]
+	if sc == nil || sc.run == nil && sc.flags&flagWrite == 0 {
+		return cmd, true
+	}
+	return sc, false
+}
+
+// dispatch runs one command as Redis's processCommand does: existence, arity,
+// authentication, MULTI rules, READONLY, LOADING, then queue or call.
+func (c *conn) dispatch(args [][]byte) {
+	mark := c.w.Len()
+	defer c.recoverCommand(mark, args)
+	c.lastAt.Store(time.Now().UnixNano())
+	cmd, subUnknown := lookup(args)
+	switch {
+	case cmd == nil:
+		c.reject(unknownCommand(args))
+		return
+	case subUnknown:
+		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
+		return
+	case cmd.arity > 0 && len(args) != cmd.arity || len(args) < -cmd.arity:
+		c.reject("ERR wrong number of arguments for '" + cmd.name + "' command")
+		return
+	case !c.authed && cmd.flags&flagNoAuth == 0:
+		c.reject("NOAUTH Authentication required.")
+		return
+	case c.multi && cmd.flags&flagNoMulti != 0:
+		c.reject("ERR Command not allowed inside a transaction")
+		return
+	case cmd.flags&flagWrite != 0:
+		c.reject("READONLY You can't write against a read only replica.")
+		return
+	case cmd.flags&flagLoading == 0 && !c.live():
+		c.reject("LOADING Redis is loading the dataset in memory")
+		return
+	}
+	if c.multi {
+		switch cmd.name {
+		case "exec", "discard", "multi", "watch", "quit", "reset":
+		default:
+			c.queue = append(c.queue, copyArgs(args))
+			c.w.Simple("QUEUED")
+			return
+		}
+	}
+	if cmd.run == nil {
+		// A known command without a handler (a subcommand we do not serve).
+		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
+		return
+	}
+	c.lastCmd = cmd.name
+	start := time.Now()
+	cmd.run(c, args)
+	if d := time.Since(start); c.s.cfg.SlowlogSlowerThan >= 0 && d >= c.s.cfg.SlowlogSlowerThan {
+		c.s.slowlog.add(c, args, d)
+	}
+}
+
+// live reports whether a version is available to this command: the batch's
+// acquired one, or (queueing inside MULTI) the server's.
+func (c *conn) live() bool {
+	if c.multi {
+		return c.s.cur.Live()
+	}
+	return c.v != nil
+}
+
+// reject answers an error for a command refused before it ran; inside MULTI
+// it also dooms the transaction (Redis's flagTransaction).
+func (c *conn) reject(msg string) {
+	if c.multi {
+		c.multiErr = true
+	}
+	c.errorReply(msg)
+}
+
+// errorReply is the one place error replies are written.
+func (c *conn) errorReply(msg string) {
+	c.s.stats.errorReplies.Add(1)
+	c.w.Error(msg)
+}
+
+func copyArgs(args [][]byte) [][]byte {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		out[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	return out
+}
+
+// cString is b as C sees it: up to its first NUL byte.
+func cString(b []byte) string {
+	for i, ch := range b {
+		if ch == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// cTrunc is printf's %.Ns of b.
+func cTrunc(b []byte, n int) string {
+	s := cString(b)
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// unknownCommand formats Redis 7.0's unknown command error.
+func unknownCommand(args [][]byte) string {
+	var sb strings.Builder
+	for _, a := range args[1:] {
+		if sb.Len() >= 128 {
+			break
+		}
+		n := 128 - sb.Len()
+		sb.WriteByte('\'')
+		sb.WriteString(cTrunc(a, n))
+		sb.WriteString("' ")
+	}
+	return "ERR unknown command '" + cTrunc(args[0], 128) + "', with args beginning with: " + sb.String()
+}

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/batchkv/batchkv/internal/buildinfo"
+	"github.com/batchkv/batchkv/internal/cli"
+	"github.com/batchkv/batchkv/internal/store"
+	"github.com/batchkv/batchkv/internal/swap"
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// ShutdownTimeout bounds a graceful shutdown on SIGINT/SIGTERM.
+const ShutdownTimeout = 10 * time.Second
+
+// Run is batchkv-server's command line: it parses args (flags with BATCHKV_*
+// environment fallback), opens the dataset, serves until ctx ends, and shuts
+// down gracefully.
+func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) error {
+	fs := cli.NewFlagSet("batchkv-server", "batchkv-server --addr HOST:PORT --dataset DIR [flags]", stderr)
+	var cfg Config
+	var dataset, passFile, logLevel, logFormat string
+	cacheBytes := int64(1 << 30)
+	fs.StringVar(&cfg.Addr, "addr", DefaultAddr, "address to listen on (port 0 picks a free port; the log line \"listening\" has the actual one)")
+	fs.StringVar(&dataset, "dataset", "", "built dataset version directory to serve as it is")
+	fs.IntVar(&cfg.MaxClients, "maxclients", DefaultMaxClients, "maximum number of client connections")
+	fs.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close a client idle this long (0: never)")
+	fs.Int64Var(&cfg.ProtoMaxBulkLen, "proto-max-bulk-len", 512<<20, "longest request argument in bytes")
+	fs.Int64Var(&cfg.ClientQueryBufferLimit, "client-query-buffer-limit", 1<<30, "largest pending request of one client in bytes")
+	fs.Int64Var(&cfg.OutputBufferLimit, "client-output-buffer-limit", DefaultOutputBufferLimit, "most reply bytes pending for one client before it is disconnected")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", DefaultWriteTimeout, "disconnect a client that does not read its replies for this long")
+	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (prefer --requirepass-file)")
+	fs.StringVar(&passFile, "requirepass-file", "", "file holding the password clients must AUTH with")
+	fs.IntVar(&cfg.MaxKeysReply, "max-keys-reply", DefaultMaxKeysReply, "most keys one KEYS command may return (beyond: an error; use SCAN)")
+	fs.Int64Var(&cacheBytes, "cache-bytes", cacheBytes, "block cache size in bytes, shared by every open version")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
+	if _, err := cli.Parse(fs, args, lookup); err != nil {
+		return err
+	}
+	if dataset == "" {
+		return cli.UsageError("--dataset is required")
+	}
+	if passFile != "" {
+		b, err := os.ReadFile(passFile)
+		if err != nil {
+			return fmt.Errorf("server: --requirepass-file: %w", err)
+		}
+		cfg.RequirePass = strings.TrimRight(string(b), "\r\n")
+	}
+	log, err := newLogger(logLevel, logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	log = log.Named("server")
+
+	cache := pebble.NewCache(cacheBytes)
+	defer cache.Unref()
+	var cur swap.Current
+	db, err := store.Open(dataset, cache)
+	if err != nil {
+		return err
+	}
+	cur.Swap(swap.NewVersion(db, func(v *swap.Version, err error) {
+		if err != nil {
+			log.Error("closing version", zap.String("dir", v.DB.Dir()), zap.Error(err))
+		}
+	}))
+	defer cur.Close()
+	m := db.Meta()
+	log.Info("dataset open", zap.String("dir", dataset), zap.String("dataset", m.Name),
+		zap.String("version", m.Version), zap.Int64("keys", m.Keys), zap.String("batchkv_version", buildinfo.Version))
+
+	srv, err := New(cfg, &cur, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", srv.Config().Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("timeout", ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", zap.Error(err))
+	}
+	if err := <-errc; err != nil && !errors.Is(err, ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(level, format string, out io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, cli.UsageError("--log-level: %v", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, cli.UsageError("--log-format %q: want json or console", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), lvl)), nil
+}

@@ -1,0 +1,260 @@
+// Package server is batchkv-server's Redis protocol front end: connection
+// handling, limits, and the read-only commands over the live dataset version.
+//
+// Each connection has one goroutine that reads what is available, parses
+// every complete command in its buffer, acquires the live version once for
+// the whole batch, runs the batch appending replies to one output buffer,
+// releases the version and writes once. So every read of one command, one
+// pipeline batch and one MULTI…EXEC block sees one version (SPEC §2), and a
+// pipeline costs one syscall per batch.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchkv/batchkv/internal/swap"
+	"go.uber.org/zap"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Log field keys.
+const (
+	fieldAddr   = "addr"
+	fieldClient = "client"
+	fieldID     = "id"
+	fieldReason = "reason"
+)
+
+// Server serves the Redis protocol over the live dataset version. Its shape
+// follows net/http's Server: New, Serve(listener), Shutdown(ctx), Close.
+type Server struct {
+	cfg   Config
+	cur   *swap.Current
+	log   *zap.Logger
+	start time.Time
+	stats Stats
+
+	nextID atomic.Int64
+	// nconns counts open connections (for maxclients) without the lock.
+	nconns atomic.Int64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup // one per connection goroutine
+
+	slowlog slowlog
+
+	// loadedAt is when INFO first saw loadedV live (an approximation of
+	// when it was swapped in, until the swapper reports it).
+	loadedMu sync.Mutex
+	loadedV  *swap.Version
+	loadedAt time.Time
+}
+
+// Stats are the server's counters for INFO.
+type Stats struct {
+	connectionsReceived atomic.Int64
+	commandsProcessed   atomic.Int64
+	rejectedConns       atomic.Int64
+	netInput            atomic.Int64
+	netOutput           atomic.Int64
+	keyspaceHits        atomic.Int64
+	keyspaceMisses      atomic.Int64
+	errorReplies        atomic.Int64
+}
+
+// New returns a server over cur's live version. cfg is completed with its
+// defaults; an invalid cfg is an error.
+func New(cfg Config, cur *swap.Current, log *zap.Logger) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		cfg:       cfg,
+		cur:       cur,
+		log:       log,
+		start:     time.Now(),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+	s.slowlog.maxLen = cfg.SlowlogMaxLen
+	return s, nil
+}
+
+// Config returns the server's configuration with defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// Serve accepts connections on ln until Shutdown or Close, and then returns
+// ErrServerClosed. It closes ln when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	s.log.Info("listening", zap.String(fieldAddr, ln.Addr().String()))
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+				// Back off on transient accept errors (EMFILE...) as net/http.
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay *= 2; delay > time.Second {
+					delay = time.Second
+				}
+				s.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", delay))
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		delay = 0
+		s.stats.connectionsReceived.Add(1)
+		if s.nconns.Load() >= int64(s.cfg.MaxClients) {
+			s.stats.rejectedConns.Add(1)
+			s.log.Warn("max number of clients reached", zap.String(fieldClient, nc.RemoteAddr().String()))
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			nc.Close()
+			continue
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.nconns.Add(1)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// errTemporary matches accept errors worth retrying: resource exhaustion
+// (EMFILE, ENFILE, ENOBUFS) shows up as a net.OpError without Timeout.
+func errTemporary(err error) error {
+	type temporary interface{ Temporary() bool }
+	var t temporary
+	if errors.As(err, &t) && t.Temporary() {
+		return err
+	}
+	return errNever
+}
+
+var errNever = errors.New("never")
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.nconns.Add(-1)
+	s.wg.Done()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, closes idle
+// connections, lets every connection that is running a batch finish it and
+// write its replies, then closes it. It returns when all connections are
+// closed, or ctx's error when ctx ends first (remaining connections are then
+// closed forcibly). Serve returns ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.closeAll()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+}
+
+// clients returns a snapshot of the open connections.
+func (s *Server) clients() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}

@@ -192,7 +192,7 @@ func cmdSelect(c *conn, args [][]byte) {
 		return
 	}
 	if id < -1<<31 || id > 1<<31-1 {
-		c.errorReply("ERR value is out of range")
+		c.errorReply("ERR value is out of range, value must between -2147483648 and 2147483647")
 		return
 	}
 	if id != 0 {

@@ -201,24 +201,24 @@ func cmdRandomkey(c *conn, _ [][]byte) {
 	c.w.Bulk(k)
 }
 
-// parseCursor is Redis's parseScanCursorOrReply (string2ull).
+// parseCursor is Redis 7.0's parseScanCursorOrReply: strtoul(3) of the
+// whole argument, no leading space, no overflow; "-1" wraps around and ""
+// is 0, as in Redis.
 func parseCursor(b []byte) (uint64, bool) {
-	if v, ok := resp.ParseInt(b); ok {
-		return uint64(v), v >= 0
-	}
-	// strtoull: leading spaces, an optional sign, digits to the end.
-	s := string(cString(b))
-	if len(s) != len(b) {
+	s := cString(b)
+	if s != "" && isCSpace(s[0]) {
 		return 0, false
 	}
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
 	neg := false
 	if s != "" && (s[0] == '+' || s[0] == '-') {
 		neg = s[0] == '-'
 		s = s[1:]
+		if s == "" {
+			return 0, false
+		}
 	}
-	if s == "" || s[0] < '0' || s[0] > '9' {
-		return 0, false
+	if s == "" {
+		return 0, true
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
@@ -228,6 +228,10 @@ func parseCursor(b []byte) (uint64, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+func isCSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 type scanOpts struct {
@@ -730,11 +734,9 @@ func cmdLRange(c *conn, args [][]byte) {
 	}
 }
 
+// cmdLIndex: Redis looks the key up before parsing the index, so a
+// missing key answers null whatever the index.
 func cmdLIndex(c *conn, args [][]byte) {
-	if _, ok := parseInt(args[2]); !ok {
-		c.errorReply(errNotInt)
-		return
-	}
 	if c.otherTypeMissing(args[1]) {
 		c.w.Null()
 	}

@@ -194,6 +194,17 @@ func cmdConfigGet(c *conn, args [][]byte) {
 	seen := map[string]bool{}
 	var out [][2]string
 	for _, pat := range args[2:] {
+		if !strings.ContainsAny(string(pat), "[*?") {
+			// Redis looks a plain name up directly and echoes it as given.
+			name := strings.ToLower(string(pat))
+			for _, p := range params {
+				if p[0] == name && !seen[name] {
+					seen[name] = true
+					out = append(out, [2]string{string(pat), p[1]})
+				}
+			}
+			continue
+		}
 		lp := []byte(strings.ToLower(string(pat)))
 		for _, p := range params {
 			if !seen[p[0]] && globMatch(lp, []byte(p[0])) {

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// parityCases are sessions sent to both batchkv-server and redis-server 7.0
+// (a read-only replica holding the same data); every reply must be
+// byte-identical. Each string is one request, written as a multibulk of its
+// space-separated words unless it starts with "raw:" (sent as is; the
+// number after "raw:N:" is how many replies it produces).
+var parityCases = [][]string{
+	// Strings.
+	{"GET s", "GET nope", "GET empty", "GET num", "GET h", "GET", "GET a b"},
+	{"MGET s nope h empty num", "MGET"},
+	{"EXISTS s", "EXISTS s s nope h", "EXISTS", "TOUCH s h nope s"},
+	{"TYPE s", "TYPE h", "TYPE nope", "TYPE"},
+	{"TTL s", "TTL h", "TTL nope", "PTTL s", "PTTL nope", "EXPIRETIME s", "EXPIRETIME nope", "PEXPIRETIME h", "PEXPIRETIME nope", "TTL"},
+	{"STRLEN s", "STRLEN nope", "STRLEN h", "STRLEN long", "STRLEN empty"},
+	{"GETRANGE s 0 -1", "GETRANGE s 1 2", "GETRANGE s -3 -1", "GETRANGE s -1 -3", "GETRANGE s 10 20", "GETRANGE s 3 1",
+		"GETRANGE s -100 100", "GETRANGE s 0 0", "GETRANGE nope 0 -1", "GETRANGE h 0 -1", "GETRANGE s x 1", "GETRANGE s 0 y",
+		"GETRANGE empty 0 -1", "GETRANGE empty -1 -1", "GETRANGE s 2", "SUBSTR s 1 3", "SUBSTR nope 0 1", "GETRANGE s 9223372036854775807 -9223372036854775808"},
+	{"DBSIZE"},
+	// Hashes.
+	{"HGET h f1", "HGET h nope", "HGET nope f", "HGET s f", "HGET h", "HGET h f3"},
+	{"HMGET h f1 nope f2", "HMGET nope a b", "HMGET s a", "HMGET h"},
+	{"HGETALL h", "HGETALL h2", "HGETALL nope", "HGETALL s", "HGETALL"},
+	{"HKEYS h", "HKEYS nope", "HKEYS s", "HVALS h", "HVALS nope", "HVALS s"},
+	{"HLEN h", "HLEN nope", "HLEN s", "HEXISTS h f1", "HEXISTS h x", "HEXISTS nope x", "HEXISTS s x"},
+	{"HSTRLEN h f1", "HSTRLEN h nope", "HSTRLEN nope f", "HSTRLEN s f", "HSTRLEN h f3"},
+	{"HRANDFIELD nope", "HRANDFIELD s", "HRANDFIELD nope 3", "HRANDFIELD h 0", "HRANDFIELD h 10", "HRANDFIELD h 3 WITHVALUES",
+		"HRANDFIELD h 10 withvalues", "HRANDFIELD h x", "HRANDFIELD h 1 foo", "HRANDFIELD h 1 withvalues x", "HRANDFIELD s 3",
+		"HRANDFIELD nope -5 WITHVALUES", "HRANDFIELD h 9223372036854775807 WITHVALUES"},
+	{"HSCAN h 0", "HSCAN h 0 MATCH f*", "HSCAN h 0 MATCH x*", "HSCAN h 0 COUNT 1", "HSCAN nope 0", "HSCAN s 0", "HSCAN h x",
+		"HSCAN h 0 COUNT 0", "HSCAN h 0 COUNT x", "HSCAN h 0 TYPE string", "HSCAN h 0 NOVALUES", "HSCAN h -1", "HSCAN h 0 MATCH"},
+	// Keyspace scans (whole-keyspace order differs from Redis's; filters
+	// that match one key do not).
+	{"KEYS s", "KEYS nope*", "KEYS user:1?", "KEYS h[2]", "KEYS", "SCAN x", "SCAN 1x", "SCAN 99999999999999999999", "SCAN -", "SCAN 0 COUNT 0", "SCAN 0 COUNT x", "SCAN 0 FOO bar", "SCAN 0 MATCH"},
+	{"SCAN 0 MATCH s COUNT 1000", "SCAN 0 TYPE hash MATCH h2 COUNT 1000", "SCAN 0 MATCH nothing* COUNT 1000"},
+	// Other types on our data.
+	{"LRANGE s 0 -1", "LRANGE nope 0 -1", "LRANGE s x 1", "LLEN nope", "LLEN h", "LINDEX nope 0", "LINDEX s 0", "LINDEX nope x",
+		"SMEMBERS nope", "SMEMBERS s", "SCARD nope", "SISMEMBER nope a", "SISMEMBER h a", "SMISMEMBER nope a b", "SMISMEMBER s a",
+		"ZCARD nope", "ZCARD s", "ZSCORE nope a", "ZSCORE h a", "ZMSCORE nope a b", "XLEN nope", "XLEN s"},
+	// Writes: READONLY after the existence and arity checks.
+	{"SET s x", "SET s", "DEL s", "DEL", "HSET h f v", "HSET h f", "INCR num", "EXPIRE s 10", "FLUSHDB", "FLUSHALL",
+		"APPEND s x", "LPUSH l a", "SADD s a", "ZADD z 1 a", "XADD x * a b", "GETDEL s", "GETEX s", "HDEL h f1", "SETNX a b",
+		"MSET a b c d", "RENAME s t", "COPY s t", "PERSIST s", "HINCRBY h f 1", "UNLINK s", "PFADD p a"},
+	// Connection and server commands.
+	{"PING", "PING hello", "PING a b", "ECHO x", "ECHO", "ECHO a b"},
+	{"SELECT 0", "SELECT 1", "SELECT x", "SELECT 99999999999", "SELECT -1", "SELECT"},
+	{"AUTH x", "AUTH a b", "AUTH default x", "AUTH a b c", "AUTH"},
+	{"HELLO 4", "HELLO x", "HELLO 1", "HELLO 3 FOO", "HELLO 3 AUTH a", "HELLO 2 SETNAME", "HELLO 3 AUTH nobody x"},
+	{"CLIENT SETNAME myname", "CLIENT GETNAME", "CLIENT SETNAME", "CLIENT FOO", "CLIENT", "CLIENT SETNAME bad\x01name", "CLIENT GETNAME", "CLIENT SETNAME ''"},
+	{"CLIENT KILL 1.2.3.4:5", "CLIENT KILL ID 999999", "CLIENT KILL ID x", "CLIENT KILL FOO bar", "CLIENT KILL TYPE foo", "CLIENT LIST TYPE foo", "CLIENT LIST FOO"},
+	{"COMMAND COUNT x", "COMMAND INFO get hgetall nosuch SET", "COMMAND INFO GET", "COMMAND DOCS get nosuch hget", "COMMAND FOO", "COMMAND INFO nosuch"},
+	{"CONFIG GET maxclients", "CONFIG GET proto-max-bulk-len", "CONFIG GET nosuch", "CONFIG GET", "CONFIG FOO", "CONFIG SET x y", "CONFIG REWRITE", "CONFIG SET", "CONFIG GET maxclient?", "CONFIG GET MAXCLIENTS"},
+	{"SLOWLOG HELP", "SLOWLOG FOO", "SLOWLOG GET x", "SLOWLOG"},
+	{"FOO", "FOO a b", "foo 'a b' c", "GETT s", "info x y z blah"},
+	// Transactions.
+	{"MULTI", "GET s", "HGET h f1", "EXEC"},
+	{"MULTI", "GET s", "SET s x", "EXEC"},
+	{"MULTI", "GET s", "FOO", "EXEC"},
+	{"MULTI", "GET", "GET s", "EXEC"},
+	{"MULTI", "MULTI", "GET s", "EXEC"},
+	{"EXEC", "DISCARD", "MULTI", "DISCARD", "DISCARD"},
+	{"MULTI", "WATCH s", "EXEC"},
+	{"WATCH s", "MULTI", "GET s", "EXEC", "UNWATCH", "WATCH", "UNWATCH x"},
+	{"MULTI", "GET nope", "HGETALL h", "MGET s nope", "EXEC"},
+	{"MULTI", "PING", "ECHO x", "DBSIZE", "EXEC"},
+	{"HELLO 3", "MULTI", "GET s", "HGETALL h", "EXEC"},
+	// RESP3.
+	{"HELLO 3", "GET nope", "MGET s nope", "HGETALL h", "HGETALL nope", "HMGET h f1 x", "HKEYS h", "HRANDFIELD h 10 WITHVALUES",
+		"HRANDFIELD nope", "HSCAN h 0", "CLIENT GETNAME", "COMMAND INFO get nosuch", "COMMAND DOCS hget", "SMEMBERS nope",
+		"ZSCORE nope a", "LINDEX nope 0", "CONFIG GET maxclients", "SET a b", "FOO", "HGET h nope", "EXISTS s", "TYPE h"},
+	{"HELLO 3", "HELLO 2", "GET nope", "HGETALL h"},
+	// Inline parsing.
+	{`raw:1:GET "s"` + "\r\n", `raw:1:GET 's'` + "\r\n", `raw:1:ECHO "a\x41\n\"b"` + "\r\n", `raw:1:ECHO 'it\'s'` + "\r\n",
+		"raw:1:   ECHO    spaced   \r\n", "raw:1:ECHO a\n", "raw:1:\r\n\r\nPING\r\n", "raw:1:*0\r\nPING\r\n", "raw:1:*-1\r\nPING\r\n",
+		`raw:1:ECHO "\xZZ"` + "\r\n", `raw:1:ECHO "a\tb\\c"` + "\r\n"},
+	{"raw:3:*2\r\n$3\r\nGET\r\n$1\r\ns\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*1\r\n$4\r\nping\r\n"},
+}
+
+func parityRequest(line string) (req []byte, n int) {
+	if rest, ok := strings.CutPrefix(line, "raw:"); ok {
+		num, body, _ := strings.Cut(rest, ":")
+		n = int(num[0] - '0')
+		return []byte(body), n
+	}
+	var args []string
+	for _, w := range strings.Split(line, " ") {
+		if w == "''" {
+			w = ""
+		}
+		args = append(args, w)
+	}
+	return cmdBytes(args...), 1
+}
+
+func TestParityWithRedis(t *testing.T) {
+	ts := startServer(t, Config{}, testData)
+	ref := redisServer(t, testData)
+	for _, session := range parityCases {
+		var req []byte
+		n := 0
+		for _, line := range session {
+			r, k := parityRequest(line)
+			req = append(req, r...)
+			n += k
+		}
+		got := normalize(exchange(t, ts.addr, req, n, false))
+		want := normalize(exchange(t, ref, req, n, false))
+		if !bytes.Equal(got, want) {
+			t.Errorf("session %q:\n got %q\nwant %q", session, got, want)
+			for i, line := range session {
+				r, k := parityRequest(line)
+				if k != 1 {
+					continue
+				}
+				g, w := normalize(exchange(t, ts.addr, r, 1, false)), normalize(exchange(t, ref, r, 1, false))
+				if !bytes.Equal(g, w) {
+					t.Errorf("  first difference at %d %q:\n   got %q\n  want %q", i, line, g, w)
+					break
+				}
+			}
+		}
+	}
+}
+
+var helloID = regexp.MustCompile(`\$2\r\nid\r\n:\d+\r\n`)
+
+// normalize hides what legitimately differs between the two servers: the
+// client id in HELLO, and the role (the reference is a replica so that it
+// is read-only; batchkv reports itself as a master, as a standalone server).
+func normalize(b []byte) []byte {
+	b = helloID.ReplaceAll(b, []byte("$2\r\nid\r\n:ID\r\n"))
+	return bytes.ReplaceAll(b, []byte("$4\r\nrole\r\n$7\r\nreplica\r\n"), []byte("$4\r\nrole\r\n$6\r\nmaster\r\n"))
+}
+
+// closingCases end with the server closing the connection: protocol errors
+// (answered, then closed) and QUIT. Each is raw bytes and the number of
+// replies before the close.
+var closingCases = []struct {
+	req string
+	n   int
+}{
+	{"*2000000000000\r\n", 1},
+	{"*2147483648\r\n", 1},
+	{"*1\r\n$536870913\r\n", 1},
+	{"*1\r\n$-1\r\n", 1},
+	{"*1\r\n$x\r\n", 1},
+	{"*1\r\nx\r\n", 1},
+	{"*1\r\n\r\n", 1},
+	{"*x\r\n", 1},
+	{"*\r\n", 1},
+	{"*1\r\n$01\r\na\r\n", 1},
+	{"*1\r\n$+1\r\na\r\n", 1},
+	{"*-0\r\n", 1},
+	{"PING\r\nGET \"a\r\n", 2},
+	{"ECHO 'a'b\r\n", 1},
+	{"ECHO \"a\"b\r\n", 1},
+	{"PING\r\n*1\r\n$4\r\nPING\r\n*1\r\nPING\r\n", 3},
+	{"QUIT\r\nPING\r\n", 1},
+	{"quit extra args\r\nPING\r\n", 1},
+	{"*1\r\n$4\r\nquit\r\n", 1},
+	{"MULTI\r\nGET s\r\nQUIT\r\n", 3},
+}
+
+func TestParityClosing(t *testing.T) {
+	ts := startServer(t, Config{}, testData)
+	ref := redisServer(t, testData)
+	for _, tc := range closingCases {
+		got := exchange(t, ts.addr, []byte(tc.req), tc.n, true)
+		want := exchange(t, ref, []byte(tc.req), tc.n, true)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q:\n got %q\nwant %q", tc.req, got, want)
+		}
+	}
+}

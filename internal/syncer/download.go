@@ -1,0 +1,503 @@
+package syncer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/batchkv/batchkv/internal/objstore"
+	"github.com/batchkv/batchkv/internal/release"
+	"github.com/batchkv/batchkv/internal/store"
+)
+
+// readChunk is the size of one read from a part's body (and one token-bucket
+// withdrawal): small enough to keep memory at concurrency × 256 KiB and the
+// bandwidth limit smooth, large enough to be cheap.
+const readChunk = 256 << 10
+
+// ErrNoSpace reports too little free disk space for a download.
+var ErrNoSpace = errors.New("syncer: not enough free disk space")
+
+// ErrVerify reports a staged file whose size or SHA-256 differs from the release.
+var ErrVerify = errors.New("syncer: verification failed")
+
+// errTruncated reports a part body shorter than requested (retried).
+var errTruncated = errors.New("syncer: truncated body")
+
+// permanent marks an error that retrying a part cannot fix (a local write
+// failed, for example ENOSPC).
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// stagedFile is one file of the target version in staging.
+type stagedFile struct {
+	rf    release.File
+	key   string // object key at the source
+	path  string // data file in staging/<v>/
+	jpath string // its journal in staging/<v>+journal/
+	hdr   journalHeader
+
+	f         *os.File // open while parts are missing
+	j         *journal
+	remaining atomic.Int64 // parts not yet on disk
+}
+
+// part is one ranged read.
+type part struct {
+	sf       *stagedFile
+	idx      int
+	off, len int64
+}
+
+// stagingDir and journalDir hold the download of version v. '+' cannot occur
+// in a version name, so neither can collide with another version's staging.
+func stagingDir(root, v string) string { return filepath.Join(root, "staging", v) }
+func journalDir(root, v string) string { return filepath.Join(root, "staging", v+"+journal") }
+
+// diskFree returns the bytes available to unprivileged users on dir's filesystem.
+func diskFree(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("syncer: statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// allocated returns the bytes of path already allocated on disk, at most
+// size (a staged file is preallocated; a sparse one counts what it holds).
+func allocated(path string, size int64) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return min(fi.Size(), size)
+	}
+	return min(st.Blocks*512, size)
+}
+
+// download brings every file of t into staging/<v>/, resuming what an earlier
+// pass left. It returns the bytes fetched.
+func (s *Syncer) download(ctx context.Context, t *target) (err error) {
+	root, v := s.opts.Root, t.version
+	sdir, jdir := stagingDir(root, v), journalDir(root, v)
+	for _, d := range []string{filepath.Join(root, "staging"), sdir, jdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return failure(KindInstall, fmt.Errorf("syncer: %w", err))
+		}
+	}
+	files := make([]*stagedFile, len(t.rel.Files))
+	listed := make(map[string]bool, len(t.rel.Files))
+	for i, rf := range t.rel.Files {
+		sum, _ := hex.DecodeString(rf.SHA256) // validated by release.Parse
+		sf := &stagedFile{
+			rf:    rf,
+			key:   path.Join("versions", v, rf.Path),
+			path:  filepath.Join(sdir, filepath.FromSlash(rf.Path)),
+			jpath: filepath.Join(jdir, filepath.FromSlash(rf.Path)),
+			hdr:   journalHeader{Size: rf.Size, PartSize: s.opts.PartSize},
+		}
+		copy(sf.hdr.SHA256[:], sum)
+		files[i] = sf
+		listed[rf.Path] = true
+	}
+	if err := removeUnlisted(sdir, listed); err != nil {
+		return failure(KindInstall, err)
+	}
+	if err := removeUnlisted(jdir, listed); err != nil {
+		return failure(KindInstall, err)
+	}
+
+	// Free space: what is still to be written, plus the margin.
+	var staged int64
+	for _, sf := range files {
+		staged += allocated(sf.path, sf.rf.Size)
+	}
+	free, err := diskFree(root)
+	if err != nil {
+		return failure(KindInstall, err)
+	}
+	s.stats.FreeBytes.Store(free)
+	need := t.rel.TotalSize() - staged + s.opts.MinFreeBytes
+	if free < need {
+		return failure(KindNoSpace, fmt.Errorf("%w on %s for version %s: need %d bytes (%d to download + %d reserve), %d free",
+			ErrNoSpace, root, v, need, t.rel.TotalSize()-staged, s.opts.MinFreeBytes, free))
+	}
+
+	var parts []part
+	defer func() {
+		for _, sf := range files {
+			if sf.f != nil {
+				sf.f.Close()
+			}
+			if sf.j != nil {
+				sf.j.close()
+			}
+		}
+	}()
+	dirs := map[string]bool{}
+	var resumed, total int64
+	for _, sf := range files {
+		ps, err := s.prepare(sf, dirs)
+		if err != nil {
+			return failure(KindInstall, err)
+		}
+		for _, p := range ps {
+			total += p.len
+		}
+		parts = append(parts, ps...)
+		resumed += sf.rf.Size
+	}
+	// Make the new files' directory entries durable before any journal
+	// record can claim their data.
+	for d := range dirs {
+		if err := store.SyncDir(d); err != nil {
+			return failure(KindInstall, err)
+		}
+	}
+	resumed -= total
+	if len(parts) == 0 {
+		return nil
+	}
+	s.log.Info("downloading", zap.String(keyVersion, v), zap.Int("files", len(files)), zap.Int("parts", len(parts)),
+		zap.Int64("bytes", total), zap.Int64("already_staged", resumed), zap.Int64("free_bytes", free))
+	start := time.Now()
+	defer func() { s.stats.DownloadNanos.Add(int64(time.Since(start))) }()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan part)
+	var wg sync.WaitGroup
+	lim := newLimiter(s.opts.Bandwidth)
+	for range min(s.opts.Concurrency, len(parts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, readChunk)
+			for p := range work {
+				if err := s.fetchWithRetry(ctx, p, buf, lim); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, p := range parts {
+		select {
+		case work <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		if errors.Is(err, objstore.ErrNotExist) {
+			return failure(KindMissing, err)
+		}
+		return failure(KindDownload, err)
+	}
+	s.log.Info("downloaded", zap.String(keyVersion, v), zap.Int64("bytes", total), zap.Duration("took", time.Since(start)),
+		zap.Float64("mb_per_s", float64(total)/1e6/max(time.Since(start).Seconds(), 1e-9)))
+	return nil
+}
+
+// prepare opens sf for download: it resumes its journal if one matches,
+// otherwise starts the file over, and returns the parts still missing. A
+// data file without a journal is complete (verified later). Directories that
+// gained entries are added to dirs.
+func (s *Syncer) prepare(sf *stagedFile, dirs map[string]bool) ([]part, error) {
+	done, err := s.resume(sf)
+	if err != nil {
+		return nil, err
+	}
+	if done == nil {
+		return nil, nil // complete
+	}
+	var ps []part
+	for i, ok := range done {
+		if ok {
+			continue
+		}
+		off := int64(i) * sf.hdr.PartSize
+		ps = append(ps, part{sf: sf, idx: i, off: off, len: min(sf.hdr.PartSize, sf.rf.Size-off)})
+	}
+	if len(ps) == 0 {
+		// Every part is recorded: a crash came between the last record and
+		// the journal's removal.
+		return nil, s.finishFile(sf)
+	}
+	sf.remaining.Store(int64(len(ps)))
+	dirs[filepath.Dir(sf.path)] = true
+	dirs[filepath.Dir(sf.jpath)] = true
+	return ps, nil
+}
+
+// resume returns which parts of sf are done (nil: the file is complete),
+// leaving sf.f and sf.j open when parts are missing.
+func (s *Syncer) resume(sf *stagedFile) ([]bool, error) {
+	if j, done, err := openJournal(sf.jpath, sf.hdr); err == nil {
+		f, ferr := os.OpenFile(sf.path, os.O_RDWR, 0)
+		if ferr == nil {
+			if fi, serr := f.Stat(); serr == nil && fi.Size() == sf.rf.Size {
+				sf.f, sf.j = f, j
+				return done, nil
+			}
+			f.Close()
+		}
+		j.close()
+		s.log.Info("journal without a matching data file: starting the file over", zap.String(keyFile, sf.rf.Path))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.log.Info("journal does not match: starting the file over", zap.String(keyFile, sf.rf.Path), zap.Error(err))
+	} else if fi, err := os.Stat(sf.path); err == nil {
+		if fi.Mode().IsRegular() && fi.Size() == sf.rf.Size {
+			return nil, nil // complete; verified before install
+		}
+		s.log.Info("staged file has the wrong size: starting it over", zap.String(keyFile, sf.rf.Path), zap.Int64("size", fi.Size()))
+	}
+	// Start over: the journal first, so that a crash never leaves a data
+	// file without a journal (which would pass for complete).
+	if err := os.RemoveAll(sf.path); err != nil {
+		return nil, fmt.Errorf("syncer: %w", err)
+	}
+	if sf.rf.Size == 0 {
+		os.Remove(sf.jpath)
+		if err := os.MkdirAll(filepath.Dir(sf.path), 0o755); err != nil {
+			return nil, fmt.Errorf("syncer: %w", err)
+		}
+		if err := os.WriteFile(sf.path, nil, 0o644); err != nil {
+			return nil, fmt.Errorf("syncer: %w", err)
+		}
+		return nil, nil
+	}
+	for _, d := range []string{filepath.Dir(sf.path), filepath.Dir(sf.jpath)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("syncer: %w", err)
+		}
+	}
+	j, err := createJournal(sf.jpath, sf.hdr)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(sf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		j.close()
+		return nil, fmt.Errorf("syncer: %w", err)
+	}
+	// Reserve the space now, so that running out shows here rather than
+	// halfway through; filesystems without fallocate get a sparse file.
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, sf.rf.Size); err != nil {
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			f.Close()
+			j.close()
+			return nil, fmt.Errorf("syncer: preallocate %s: %w", sf.path, err)
+		}
+		if err := f.Truncate(sf.rf.Size); err != nil {
+			f.Close()
+			j.close()
+			return nil, fmt.Errorf("syncer: %w", err)
+		}
+	}
+	sf.f, sf.j = f, j
+	return make([]bool, sf.hdr.parts()), nil
+}
+
+// finishFile makes a fully downloaded file durable and drops its journal.
+func (s *Syncer) finishFile(sf *stagedFile) error {
+	if err := sf.f.Sync(); err != nil {
+		return fmt.Errorf("syncer: fsync %s: %w", sf.path, err)
+	}
+	if err := sf.f.Close(); err != nil {
+		return fmt.Errorf("syncer: close %s: %w", sf.path, err)
+	}
+	sf.f = nil
+	sf.j.close()
+	sf.j = nil
+	if err := os.Remove(sf.jpath); err != nil {
+		return fmt.Errorf("syncer: %w", err)
+	}
+	return nil
+}
+
+// fetchWithRetry downloads one part, retrying transient failures with backoff.
+func (s *Syncer) fetchWithRetry(ctx context.Context, p part, buf []byte, lim *limiter) error {
+	for attempt := 1; ; attempt++ {
+		err := s.fetch(ctx, p, buf, lim)
+		if err == nil {
+			break
+		}
+		var perm permanent
+		switch {
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
+		case errors.Is(err, objstore.ErrNotExist), errors.As(err, &perm):
+			return err
+		case attempt >= s.opts.MaxAttempts:
+			return fmt.Errorf("syncer: %s bytes %d-%d: giving up after %d attempts: %w", p.sf.key, p.off, p.off+p.len-1, attempt, err)
+		}
+		d := backoff(attempt, s.opts.RetryBase, s.opts.RetryMax)
+		s.log.Warn("part failed, retrying", zap.String(keyFile, p.sf.rf.Path), zap.Int("part", p.idx),
+			zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
+		if err := sleep(ctx, d); err != nil {
+			return context.Cause(ctx)
+		}
+	}
+	if p.sf.remaining.Add(-1) == 0 {
+		if err := s.finishFile(p.sf); err != nil {
+			return permanent{err}
+		}
+	}
+	return nil
+}
+
+// fetch reads one part into its place in the staged file, fsyncs it and
+// records it in the journal. A body shorter or longer than asked is an error.
+func (s *Syncer) fetch(ctx context.Context, p part, buf []byte, lim *limiter) error {
+	rc, err := s.opts.Source.ReadRange(ctx, p.sf.key, p.off, p.len)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var got int64
+	for {
+		n, rerr := rc.Read(buf)
+		if n > 0 {
+			if got+int64(n) > p.len {
+				return fmt.Errorf("syncer: %s: source sent more than the %d bytes asked from offset %d", p.sf.key, p.len, p.off)
+			}
+			if _, err := p.sf.f.WriteAt(buf[:n], p.off+got); err != nil {
+				return permanent{fmt.Errorf("syncer: write %s: %w", p.sf.path, err)}
+			}
+			got += int64(n)
+			s.stats.BytesDownloaded.Add(int64(n))
+			if err := lim.wait(ctx, n); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("syncer: %s: read after %d of %d bytes: %w", p.sf.key, got, p.len, rerr)
+		}
+	}
+	if got != p.len {
+		return fmt.Errorf("%w: %s from offset %d: got %d of %d bytes", errTruncated, p.sf.key, p.off, got, p.len)
+	}
+	if err := unix.Fdatasync(int(p.sf.f.Fd())); err != nil {
+		return permanent{fmt.Errorf("syncer: fsync %s: %w", p.sf.path, err)}
+	}
+	if err := p.sf.j.markDone(p.idx); err != nil {
+		return permanent{err}
+	}
+	return nil
+}
+
+// removeUnlisted deletes regular files under dir whose slash path is not
+// listed (left by an earlier, different release of the same name).
+func removeUnlisted(dir string, listed map[string]bool) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if !listed[filepath.ToSlash(rel)] {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("syncer: remove stray %s: %w", p, err)
+			}
+		}
+		return nil
+	})
+}
+
+// verify checks every staged file's size and SHA-256 against the release.
+// A file that does not match is deleted (it will be downloaded again) and
+// the error names every such file.
+func (s *Syncer) verify(ctx context.Context, t *target) error {
+	sdir := stagingDir(s.opts.Root, t.version)
+	errs := make([]error, len(t.rel.Files))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(s.opts.Concurrency, len(t.rel.Files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(t.rel.Files) || ctx.Err() != nil {
+					return
+				}
+				errs[i] = s.verifyFile(filepath.Join(sdir, filepath.FromSlash(t.rel.Files[i].Path)), t.rel.Files[i], buf)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var bad []error
+	for i, err := range errs {
+		if err == nil {
+			s.stats.FilesVerified.Add(1)
+			continue
+		}
+		bad = append(bad, err)
+		p := filepath.Join(sdir, filepath.FromSlash(t.rel.Files[i].Path))
+		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			bad = append(bad, rerr)
+		}
+		s.log.Error("staged file failed verification: deleted", zap.String(keyVersion, t.version),
+			zap.String(keyFile, t.rel.Files[i].Path), zap.Error(err))
+	}
+	if len(bad) > 0 {
+		return failure(KindChecksum, fmt.Errorf("%w: version %s: %w", ErrVerify, t.version, errors.Join(bad...)))
+	}
+	return nil
+}
+
+func (s *Syncer) verifyFile(p string, rf release.File, buf []byte) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rf.Path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, buf)
+	if err != nil {
+		return fmt.Errorf("%s: read: %w", rf.Path, err)
+	}
+	if n != rf.Size {
+		return fmt.Errorf("%s: size %d, release says %d", rf.Path, n, rf.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != rf.SHA256 {
+		return fmt.Errorf("%s: sha256 %s, release says %s", rf.Path, got, rf.SHA256)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package syncer
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/objstore/file"
+	"github.com/batchkv/batchkv/internal/release"
+	"github.com/batchkv/batchkv/internal/store"
+)
+
+// holdEnv makes the test binary a child process that opens the version
+// directory named by its value with store.Open (so Pebble takes its fcntl
+// lock on db/LOCK), prints "ready", and holds it until stdin closes.
+const holdEnv = "BATCHKV_SYNCER_TEST_HOLD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdEnv); dir != "" {
+		db, err := store.Open(dir, nil)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		db.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// holdOpen starts a child process holding the version in dir open, as the
+// server would, and returns a function that makes it close and exit.
+func holdOpen(t *testing.T, dir string) (release func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("holder child: %q %v", line, err)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("holder child: %v", err)
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// published is one version laid out at the source by publishVersion.
+type published struct {
+	rel  *release.Release
+	dir  string // <src>/versions/<v>
+	keys map[string]string
+}
+
+// publishVersion builds a real dataset version (keys string keys with
+// random values of valueSize bytes) and publishes it under
+// src/versions/<v>/ as batchkv publish does: files first, release last.
+func publishVersion(t testing.TB, src, v string, keys, valueSize int) *published {
+	t.Helper()
+	build := filepath.Join(t.TempDir(), v)
+	r := rand.New(rand.NewPCG(uint64(len(v)), uint64(keys)))
+	kv := map[string]string{}
+	var entries []store.Entry
+	for i := range keys {
+		val := make([]byte, valueSize)
+		for j := range val {
+			val[j] = byte(r.UintN(256))
+		}
+		k := fmt.Sprintf("%s-key-%06d", v, i)
+		kv[k] = string(val)
+		entries = append(entries, store.Entry{Key: []byte(k), Value: store.AppendString(nil, val)})
+	}
+	meta := &store.Meta{Name: "testds", Version: v, BuiltAt: time.Unix(1700000000, 0).UTC()}
+	if err := store.WriteVersion(context.Background(), build, meta, entries); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(src, "versions", v)
+	rel := &release.Release{Format: release.FormatVersion, Dataset: "testds", Version: v, CreatedAt: time.Now().UTC(), Meta: meta}
+	err := filepath.WalkDir(build, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rp, _ := filepath.Rel(build, p)
+		rp = filepath.ToSlash(rp)
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rp)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, rp), b, 0o644); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		rel.Files = append(rel.Files, release.File{Path: rp, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRelease(t, src, rel)
+	return &published{rel: rel, dir: dst, keys: kv}
+}
+
+func writeRelease(t testing.TB, src string, rel *release.Release) {
+	t.Helper()
+	b, err := rel.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "versions", rel.Version, release.FileName), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pin(t testing.TB, src, v string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(src, pointerKey), []byte(`{"version":"`+v+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newTestSyncer returns a syncer from src (a directory) to a fresh root.
+func newTestSyncer(t testing.TB, src, root string, mod func(*Options)) *Syncer {
+	t.Helper()
+	opts := Options{
+		Source:       file.New(src),
+		Root:         root,
+		Concurrency:  4,
+		PartSize:     MinPartSize,
+		MinFreeBytes: -1,
+		RetryBase:    time.Millisecond,
+		RetryMax:     5 * time.Millisecond,
+		Logger:       zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)),
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readManifest(t testing.TB, root string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkInstalled opens the installed version as the server would and reads
+// every key back.
+func checkInstalled(t testing.TB, root string, p *published) {
+	t.Helper()
+	dir := manifest.VersionDir(root, p.rel.Version)
+	if _, err := os.Stat(filepath.Join(dir, release.FileName)); err != nil {
+		t.Fatalf("release file not installed: %v", err)
+	}
+	db, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for k, want := range p.keys {
+		v, c, err := db.Get([]byte(k))
+		if err != nil {
+			t.Fatalf("Get(%q): %v", k, err)
+		}
+		if string(v.Data) != want {
+			t.Fatalf("Get(%q): value differs", k)
+		}
+		c.Close()
+	}
+}
+
+// versionsOnDisk lists <root>/versions.
+func versionsOnDisk(t testing.TB, root string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(root, manifest.VersionsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}

@@ -1,0 +1,302 @@
+// Package syncer keeps a local volume's live dataset version in step with a
+// remote source: it resolves the version the source says to serve, downloads
+// it into staging (parallel ranged reads, resumable after a crash, optionally
+// bandwidth-limited), verifies every file against the release, installs it
+// with one rename, points the manifest at it, and deletes old versions the
+// server no longer holds open. See package manifest for the volume layout.
+//
+// One pass (SyncOnce):
+//
+//  1. Resolve the target: the pinned version, else the greatest complete one;
+//     fetch and validate its release file.
+//  2. Installed and live: done. Installed but not live (a rollback to a version
+//     still on disk): rewrite the manifest only.
+//  3. Otherwise check free space, download into staging/<v>/ (journals in
+//     staging/<v>+journal/ record finished parts), verify sizes, SHA-256 and
+//     dataset.json, copy the release file in, fsync everything, rename into
+//     versions/<v>, and write the manifest (Previous = the former live one).
+//  4. GC versions beyond Options.Keep that the server does not hold open.
+//
+// A failed pass leaves the live version and the manifest untouched; the next
+// pass resumes the download.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
+
+	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/release"
+	"github.com/batchkv/batchkv/internal/store"
+)
+
+// Log field keys.
+const (
+	keyComponent = "component"
+	keyVersion   = "version"
+	keyFile      = "file"
+	keyKind      = "kind"
+)
+
+// Action says what a pass did.
+type Action string
+
+// Actions of a pass.
+const (
+	// ActionNone: the target was already live.
+	ActionNone Action = "none"
+	// ActionActivated: the target was on disk; only the manifest changed.
+	ActionActivated Action = "activated"
+	// ActionInstalled: the target was downloaded, verified and installed.
+	ActionInstalled Action = "installed"
+)
+
+// Result describes a successful pass.
+type Result struct {
+	Version  string
+	Previous string
+	Action   Action
+	// Bytes is what this pass received from the source.
+	Bytes int64
+}
+
+// Syncer syncs one root from one source. SyncOnce and Run must not be called
+// concurrently, nor two Syncers run on one root.
+type Syncer struct {
+	opts  Options
+	log   *zap.Logger
+	stats Stats
+}
+
+// New validates opts (after filling defaults) and returns a Syncer.
+func New(opts Options) (*Syncer, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Syncer{opts: opts, log: opts.Logger.With(zap.String(keyComponent, "syncer"))}, nil
+}
+
+// Stats returns the syncer's live counters.
+func (s *Syncer) Stats() *Stats { return &s.stats }
+
+// Run syncs every Options.Interval (±10%) until ctx is done, then returns
+// nil. A failed pass is logged and counted; the next one tries again.
+func (s *Syncer) Run(ctx context.Context) error {
+	s.log.Info("syncer started", zap.String("source", s.opts.Source.String()), zap.String("root", s.opts.Root),
+		zap.Duration("interval", s.opts.Interval), zap.Int("keep", s.opts.Keep))
+	for {
+		s.SyncOnce(ctx) //nolint:errcheck // logged and counted inside
+		if sleep(ctx, jitter(s.opts.Interval)) != nil {
+			s.log.Info("syncer stopped")
+			return nil
+		}
+	}
+}
+
+// SyncOnce runs one pass. On success the target version is installed and
+// the manifest names it. Errors are *Error values carrying their Kind.
+func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
+	s.stats.Passes.Add(1)
+	before := s.stats.BytesDownloaded.Load()
+	res, err := s.pass(ctx)
+	res.Bytes = s.stats.BytesDownloaded.Load() - before
+	switch {
+	case err != nil && ctx.Err() != nil:
+		err = ctx.Err()
+		s.log.Info("pass interrupted", zap.Error(err))
+	case err != nil:
+		s.stats.fail(err)
+		s.log.Error("sync failed", zap.Stringer(keyKind, KindOf(err)), zap.Error(err))
+	default:
+		s.stats.LastSuccess.Store(s.opts.Now().UnixNano())
+		s.log.Info("in sync", zap.String(keyVersion, res.Version), zap.String("action", string(res.Action)),
+			zap.String("previous", res.Previous), zap.Int64("bytes_downloaded", res.Bytes))
+	}
+	// GC runs after failed passes too: old versions must not fill the disk
+	// while a new one keeps failing.
+	if m, merr := manifest.Read(s.opts.Root); merr == nil && ctx.Err() == nil {
+		if gerr := s.gc(m); gerr != nil {
+			s.stats.fail(gerr)
+			s.log.Error("gc failed", zap.Error(gerr))
+		}
+	}
+	if free, ferr := diskFree(s.opts.Root); ferr == nil {
+		s.stats.FreeBytes.Store(free)
+	}
+	return res, err
+}
+
+func (s *Syncer) pass(ctx context.Context) (Result, error) {
+	if err := os.MkdirAll(s.opts.Root, 0o755); err != nil {
+		return Result{}, failure(KindInstall, fmt.Errorf("syncer: root: %w", err))
+	}
+	// Trash from an interrupted GC goes whatever the source says.
+	if err := s.cleanStaging(""); err != nil {
+		s.log.Warn("cleaning staging", zap.Error(err))
+	}
+	t, err := resolveTarget(ctx, s.opts.Source)
+	if err != nil {
+		return Result{}, err
+	}
+	if t.seen > 0 {
+		s.stats.VersionsSeen.Store(int64(t.seen))
+	}
+	v := t.version
+	cur, err := manifest.Read(s.opts.Root)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// A manifest the server cannot read either: replacing it is the fix.
+			s.log.Warn("ignoring unreadable manifest", zap.Error(err))
+		}
+		cur = nil
+	}
+	res := Result{Version: v}
+	if cur != nil && cur.Version != v {
+		res.Previous = cur.Version
+	}
+	if err := s.cleanStaging(v); err != nil {
+		s.log.Warn("cleaning staging", zap.Error(err))
+	}
+
+	if fi, err := os.Stat(manifest.VersionDir(s.opts.Root, v)); err == nil && fi.IsDir() {
+		if cur != nil && cur.Version == v {
+			res.Action = ActionNone
+			return res, nil
+		}
+		if err := s.writeManifest(t, res.Previous); err != nil {
+			return res, err
+		}
+		if cur != nil {
+			s.stats.Rollbacks.Add(1)
+		}
+		s.log.Info("activated a version already on disk", zap.String(keyVersion, v), zap.String("previous", res.Previous),
+			zap.Bool("pinned", t.pinned))
+		res.Action = ActionActivated
+		return res, nil
+	}
+
+	s.log.Info("new target version", zap.String(keyVersion, v), zap.Bool("pinned", t.pinned),
+		zap.Int("files", len(t.rel.Files)), zap.Int64("bytes", t.rel.TotalSize()))
+	if err := s.download(ctx, t); err != nil {
+		return res, err
+	}
+	if err := s.verify(ctx, t); err != nil {
+		return res, err
+	}
+	if err := checkMeta(stagingDir(s.opts.Root, v), t.rel); err != nil {
+		return res, err
+	}
+	if err := s.install(t); err != nil {
+		return res, err
+	}
+	if err := s.writeManifest(t, res.Previous); err != nil {
+		return res, err
+	}
+	s.stats.Installs.Add(1)
+	res.Action = ActionInstalled
+	return res, nil
+}
+
+// checkMeta checks the staged dataset.json against the release's metadata.
+func checkMeta(dir string, rel *release.Release) error {
+	m, err := store.ReadMeta(dir)
+	if err != nil {
+		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %w", rel.Version, err))
+	}
+	want := rel.Meta
+	if m.Version != rel.Version || m.Name != want.Name || m.Keys != want.Keys || m.Strings != want.Strings || m.Hashes != want.Hashes {
+		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s (name %q version %q keys %d) disagrees with the release (name %q version %q keys %d)",
+			rel.Version, store.MetaFile, m.Name, m.Version, m.Keys, want.Name, rel.Version, want.Keys))
+	}
+	return nil
+}
+
+// install makes the verified staging directory durable and renames it into
+// versions/ in one step.
+func (s *Syncer) install(t *target) error {
+	root, v := s.opts.Root, t.version
+	sdir := stagingDir(root, v)
+	if err := store.WriteFileAtomic(filepath.Join(sdir, release.FileName), t.raw, 0o644); err != nil {
+		return failure(KindInstall, fmt.Errorf("syncer: %w", err))
+	}
+	if err := syncTree(sdir); err != nil {
+		return failure(KindInstall, err)
+	}
+	vdir := filepath.Join(root, manifest.VersionsDir)
+	if _, err := os.Stat(vdir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(vdir, 0o755); err != nil {
+			return failure(KindInstall, fmt.Errorf("syncer: %w", err))
+		}
+		if err := store.SyncDir(root); err != nil {
+			return failure(KindInstall, err)
+		}
+	}
+	if err := os.Rename(sdir, manifest.VersionDir(root, v)); err != nil {
+		return failure(KindInstall, fmt.Errorf("syncer: install %s: %w", v, err))
+	}
+	if err := store.SyncDir(vdir); err != nil {
+		return failure(KindInstall, err)
+	}
+	if err := os.RemoveAll(journalDir(root, v)); err != nil {
+		s.log.Warn("removing journals", zap.Error(err))
+	}
+	if err := store.SyncDir(filepath.Join(root, manifest.StagingDir)); err != nil {
+		return failure(KindInstall, err)
+	}
+	s.log.Info("installed", zap.String(keyVersion, v))
+	return nil
+}
+
+// writeManifest points the manifest at t (atomically; the rename is what the
+// server watches for).
+func (s *Syncer) writeManifest(t *target, previous string) error {
+	m := &manifest.Manifest{
+		Format:      manifest.FormatVersion,
+		Dataset:     t.rel.Dataset,
+		Version:     t.version,
+		Previous:    previous,
+		InstalledAt: s.opts.Now().UTC(),
+		ActivateAt:  t.rel.ActivateAt,
+	}
+	if err := manifest.Write(s.opts.Root, m); err != nil {
+		return failure(KindInstall, fmt.Errorf("syncer: %w", err))
+	}
+	return nil
+}
+
+// syncTree fsyncs every file and directory under dir, directories after
+// their contents.
+func syncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+	if err != nil {
+		return fmt.Errorf("syncer: fsync %s: %w", dir, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := store.SyncDir(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

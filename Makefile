@@ -10,13 +10,19 @@ FUZZ_TARGETS := \
 	./internal/manifest:FuzzParse
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-unit test-race fuzz fuzz-short lint tools run clean
+.PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv-server ./cmd/server
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv-syncer ./cmd/syncer
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/batchkv ./cmd/batchkv
+
+# The static build line the Dockerfiles run (CMD=server|syncer|batchkv).
+CMD ?= server
+OUT ?= bin/batchkv-$(CMD)
+build-static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT) ./cmd/$(if $(filter batchkv,$(CMD)),batchkv,$(CMD))
 
 # The whole suite: vet and formatting, unit and integration tests (real
 # redis-server, real S3 gateway, real processes), the race detector on the

@@ -62,9 +62,12 @@ func (b *batch) empty() bool { return len(b.entries) == 0 }
 // always fits).
 func (b *batch) reserve(need int) (ci int, ok bool) {
 	if len(b.entries) == cap(b.entries) {
-		// Grow by a quarter: doubling would leave much of the budget unused
-		// once the index is large.
-		grow := max(1024, cap(b.entries)/4)
+		// Double while the budget allows, then grow by a quarter, so that
+		// the index neither copies often nor strands much of the budget.
+		grow := max(4096, cap(b.entries))
+		if b.used()+int64(grow)*entrySize > b.budget {
+			grow = max(1024, cap(b.entries)/4)
+		}
 		if b.used()+int64(grow)*entrySize > b.budget && len(b.entries) > 0 {
 			return 0, false
 		}
@@ -144,14 +147,26 @@ func (b *batch) add(rec *input.Record, file uint32) (ok bool, err error) {
 
 // record returns the Pebble key, value and source of e.
 func (b *batch) record(e *entry) (key, value []byte, file uint32, line int64) {
+	key, value = b.kv(e)
+	file, line = b.src(e)
+	return key, value, file, line
+}
+
+// kv returns the Pebble key and value of e.
+func (b *batch) kv(e *entry) (key, value []byte) {
 	c := b.chunks[e.loc>>32]
 	off := int(uint32(e.loc))
-	key = c[off : off+int(e.klen)]
-	value = c[off+int(e.klen) : off+int(e.klen)+int(e.vlen)]
-	rest := c[off+int(e.klen)+int(e.vlen):]
+	end := off + int(e.klen)
+	return c[off:end:end], c[end : end+int(e.vlen) : end+int(e.vlen)]
+}
+
+// src returns the input file index and line of e.
+func (b *batch) src(e *entry) (file uint32, line int64) {
+	c := b.chunks[e.loc>>32]
+	rest := c[int(uint32(e.loc))+int(e.klen)+int(e.vlen):]
 	f, n := binary.Uvarint(rest)
 	l, _ := binary.Uvarint(rest[n:])
-	return key, value, uint32(f), int64(l)
+	return uint32(f), int64(l)
 }
 
 // sort orders the entries by Pebble key, then by input position, so that
@@ -161,11 +176,13 @@ func (b *batch) sort() {
 		if c := cmp.Compare(x.order, y.order); c != 0 {
 			return c
 		}
-		kx, _, fx, lx := b.record(&x)
-		ky, _, fy, ly := b.record(&y)
+		kx, _ := b.kv(&x)
+		ky, _ := b.kv(&y)
 		if c := bytes.Compare(kx, ky); c != 0 {
 			return c
 		}
+		fx, lx := b.src(&x)
+		fy, ly := b.src(&y)
 		if c := cmp.Compare(fx, fy); c != 0 {
 			return c
 		}

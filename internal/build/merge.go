@@ -21,30 +21,33 @@ type iterator interface {
 	// next advances; false at the end (check err).
 	next() bool
 	// cur returns the current record; slices are valid until next.
-	cur() (key, value []byte, file uint32, line int64)
+	cur() (key, value []byte)
+	// src returns the input position of the current record.
+	src() (file uint32, line int64)
 	err() error
 }
 
 type memIter struct {
 	b    *batch
-	i    int64
+	i    int64 // index of the next entry
 	end  int64
+	e    *entry
 	k, v []byte
-	f    uint32
-	l    int64
 }
 
 func (m *memIter) next() bool {
 	if m.i >= m.end {
 		return false
 	}
-	m.k, m.v, m.f, m.l = m.b.record(&m.b.entries[m.i])
+	m.e = &m.b.entries[m.i]
+	m.k, m.v = m.b.kv(m.e)
 	m.i++
 	return true
 }
 
-func (m *memIter) cur() ([]byte, []byte, uint32, int64) { return m.k, m.v, m.f, m.l }
-func (m *memIter) err() error                           { return nil }
+func (m *memIter) cur() ([]byte, []byte) { return m.k, m.v }
+func (m *memIter) src() (uint32, int64)  { return m.b.src(m.e) }
+func (m *memIter) err() error            { return nil }
 
 type diskIter struct {
 	path string
@@ -98,19 +101,22 @@ func (d *diskIter) fail(err error) bool {
 	return false
 }
 
-func (d *diskIter) cur() ([]byte, []byte, uint32, int64) { return d.k, d.v, d.f, d.l }
-func (d *diskIter) err() error                           { return d.e }
+func (d *diskIter) cur() ([]byte, []byte) { return d.k, d.v }
+func (d *diskIter) src() (uint32, int64)  { return d.f, d.l }
+func (d *diskIter) err() error            { return d.e }
 
 // mergeHeap orders iterators by their current record: key, then input position.
 type mergeHeap []iterator
 
 func (h mergeHeap) Len() int { return len(h) }
 func (h mergeHeap) Less(i, j int) bool {
-	ki, _, fi, li := h[i].cur()
-	kj, _, fj, lj := h[j].cur()
+	ki, _ := h[i].cur()
+	kj, _ := h[j].cur()
 	if c := bytes.Compare(ki, kj); c != 0 {
 		return c < 0
 	}
+	fi, li := h[i].src()
+	fj, lj := h[j].src()
 	if c := cmp.Compare(fi, fj); c != 0 {
 		return c < 0
 	}
@@ -234,10 +240,14 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 		}
 		return nil
 	}
-	hold := func(k, v []byte, f uint32, l int64) {
+	// The held record's source is only needed for a duplicate's message,
+	// so it is read then, from the iterator that held it, if still there.
+	hold := func(it iterator) {
+		k, v := it.cur()
 		heldKey = append(heldKey[:0], k...)
 		heldVal = append(heldVal[:0], v...)
-		heldFile, heldLine, held = f, l, true
+		heldFile, heldLine = it.src()
+		held = true
 	}
 	var n int
 	for len(h) > 0 {
@@ -245,22 +255,23 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 			return st, context.Cause(ctx)
 		}
 		it := h[0]
-		k, v, f, l := it.cur()
+		k, _ := it.cur()
 		switch {
 		case !held:
-			hold(k, v, f, l)
+			hold(it)
 		case !bytes.Equal(k, heldKey):
 			if err := write(); err != nil {
 				return st, err
 			}
-			hold(k, v, f, l)
+			hold(it)
 		default:
 			switch bl.opts.OnDuplicate {
 			case DuplicateFirst:
 				// Keep the held (earlier) record.
 			case DuplicateLast:
-				hold(k, v, f, l)
+				hold(it)
 			default:
+				f, l := it.src()
 				return st, &DuplicateError{
 					Key:    append([]byte(nil), k[store.PrefixLen:]...),
 					First:  bl.files[heldFile].Pos(heldLine),

@@ -555,6 +555,10 @@ func (p *Parser) decodeB64(s span, what string) (span, error) {
 	return span{start: out, end: out + n, inScratch: true}, nil
 }
 
+// fieldNameWhat names a hash field name in errors, without building strings
+// on the hot path.
+var fieldNameWhat = map[bool]string{false: "hash field name", true: "hash_b64 field name"}
+
 // hash parses an object of field → string or number (b64: both base64).
 func (p *Parser) hash(what string, b64 bool) error {
 	if p.peek() != '{' {
@@ -570,12 +574,12 @@ func (p *Parser) hash(what string, b64 bool) error {
 		if p.peek() != '"' {
 			return p.errExpected("a hash field name in double quotes")
 		}
-		name, err := p.str(what + " field name")
+		name, err := p.str(fieldNameWhat[b64])
 		if err != nil {
 			return err
 		}
 		if b64 {
-			name, err = p.decodeB64(name, what+" field name")
+			name, err = p.decodeB64(name, fieldNameWhat[b64])
 		} else if !utf8.Valid(p.bytes(name)) {
 			err = fmt.Errorf("%s field name holds invalid UTF-8; send raw bytes base64-encoded in hash_b64", what)
 		}
@@ -588,23 +592,24 @@ func (p *Parser) hash(what string, b64 bool) error {
 		}
 		p.ws()
 		var val span
-		fieldWhat := what + " field " + strconv.Quote(string(p.bytes(name)))
 		if b64 {
 			if p.peek() != '"' {
-				return fmt.Errorf("%s must be a base64 string, got %s", fieldWhat, p.jsonType())
+				return fmt.Errorf("%s field %s must be a base64 string, got %s", what, strconv.Quote(string(p.bytes(name))), p.jsonType())
 			}
-			if val, err = p.str(fieldWhat); err == nil {
-				val, err = p.decodeB64(val, fieldWhat)
+			if val, err = p.str("hash_b64 field value"); err == nil {
+				val, err = p.decodeB64(val, "hash_b64 field value")
 			}
 		} else {
 			c := p.peek()
 			if c != '"' && c != '-' && (c < '0' || c > '9') {
-				return fmt.Errorf("%s must be a string or a number, got %s", fieldWhat, p.jsonType())
+				return fmt.Errorf("%s field %s must be a string or a number, got %s", what, strconv.Quote(string(p.bytes(name))), p.jsonType())
 			}
-			val, _, err = p.scalar(fieldWhat)
+			val, _, err = p.scalar("hash field value")
 		}
 		if err != nil {
-			return err
+			// Name the field only now: building the text eagerly costs
+			// more than the rest of the parse.
+			return fmt.Errorf("%s field %s: %w", what, strconv.Quote(string(p.bytes(name))), err)
 		}
 		p.spans = append(p.spans, name, val)
 		p.ws()

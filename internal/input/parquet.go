@@ -160,10 +160,12 @@ func (r *parquetReader) column(s *parquet.Schema, what string, path ...string) (
 	l := leaf{name: strings.Join(path, "."), index: lc.ColumnIndex, maxDef: lc.MaxDefinitionLevel, kind: lc.Node.Type().Kind()}
 	lt := lc.Node.Type().LogicalType()
 	var intType *format.IntType
+	isDecimal := false
 	if lt != nil {
 		intType, _ = lt.Value.(*format.IntType)
+		_, isDecimal = lt.Value.(*format.DecimalType)
 	}
-	if _, ok := lt.Value.(*format.DecimalType); lt != nil && ok {
+	if isDecimal {
 		return l, r.fail("column %s is a DECIMAL, which has no exact text form here; cast it to string in the job", l.name)
 	}
 	unsigned := intType != nil && !intType.IsSigned

@@ -42,7 +42,11 @@ func TestMain(m *testing.M) {
 		db.Close()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if bin, err := buildSyncer(); err == nil {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
 }
 
 // holdOpen starts a child process holding the version in dir open, as the

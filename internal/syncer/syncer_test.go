@@ -307,9 +307,9 @@ func TestRejectedReleases(t *testing.T) {
 // with extra bytes.
 type flaky struct {
 	objstore.Store
-	n                               atomic.Int64
+	n                                atomic.Int64
 	failEvery, truncEvery, longEvery int64
-	failures                        atomic.Int64
+	failures                         atomic.Int64
 }
 
 func (f *flaky) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {

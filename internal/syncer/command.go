@@ -1,0 +1,171 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/batchkv/batchkv/internal/buildinfo"
+	"github.com/batchkv/batchkv/internal/cli"
+	"github.com/batchkv/batchkv/internal/objstore"
+	"github.com/batchkv/batchkv/internal/objstore/file"
+)
+
+// SourceOptions configure how a source URL is opened (S3 flags).
+type SourceOptions struct {
+	Endpoint  string
+	PathStyle bool
+	Region    string
+}
+
+// Command is batchkv-syncer's command line: it parses args (flags with
+// BATCHKV_* environment fallback) and syncs until ctx ends, or once with
+// --once (a nil error then means the target version is live).
+func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) error {
+	fs := cli.NewFlagSet("batchkv-syncer", "batchkv-syncer --source URL --root DIR [--once] [flags]", stderr)
+	var (
+		source, root, logLevel, logFormat string
+		once                              bool
+		opts                              Options
+		src                               SourceOptions
+	)
+	partSize, bandwidth, minFree := byteSize(DefaultPartSize), byteSize(0), byteSize(DefaultMinFreeBytes)
+	fs.StringVar(&source, "source", "", "dataset to follow: s3://bucket/prefix/dataset or file:///path/dataset")
+	fs.StringVar(&root, "root", "", "shared volume: manifest.json, versions/, staging/")
+	fs.BoolVar(&once, "once", false, "sync once and exit: 0 when the target version is live")
+	fs.DurationVar(&opts.Interval, "interval", DefaultInterval, "time between polls (jittered ±10%)")
+	fs.IntVar(&opts.Keep, "keep", DefaultKeep, "installed versions to keep, the live one included (versions the server holds open are always kept)")
+	fs.IntVar(&opts.Concurrency, "concurrency", DefaultConcurrency, "parts downloaded at once")
+	fs.Var(&partSize, "part-size", "bytes per ranged read, and the unit of resume (suffixes K, M, G: KiB, MiB, GiB)")
+	fs.Var(&bandwidth, "bandwidth", "download limit in bytes per second, shared by all parts (0: unlimited; suffixes K, M, G)")
+	fs.Var(&minFree, "min-free-bytes", "free space to leave on the root filesystem after a download (suffixes K, M, G)")
+	fs.StringVar(&src.Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2)")
+	fs.BoolVar(&src.PathStyle, "s3-path-style", false, "use path-style S3 addressing (most S3-compatible stores need it)")
+	fs.StringVar(&src.Region, "s3-region", "", "S3 region (default: from the AWS environment)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
+	rest, err := cli.Parse(fs, args, lookup)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) > 0:
+		return cli.UsageError("unexpected arguments %q", rest)
+	case source == "":
+		return cli.UsageError("--source is required")
+	case root == "":
+		return cli.UsageError("--root is required")
+	}
+	opts.PartSize, opts.Bandwidth, opts.MinFreeBytes = int64(partSize), int64(bandwidth), int64(minFree)
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = -1 // explicitly none
+	}
+	log, err := newLogger(logLevel, logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	opts.Logger = log
+	opts.Root, err = filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("syncer: --root: %w", err)
+	}
+	opts.Source, err = OpenSource(ctx, source, src)
+	if err != nil {
+		return err
+	}
+	s, err := New(opts)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	log.Info("batchkv-syncer", zap.String("batchkv_version", buildinfo.Version), zap.String("source", opts.Source.String()),
+		zap.String("root", opts.Root), zap.Bool("once", once))
+	if !once {
+		return s.Run(ctx)
+	}
+	_, err = s.SyncOnce(ctx)
+	st := s.Stats().Snapshot()
+	log.Info("stats", zap.Int64("bytes_downloaded", st.BytesDownloaded), zap.Duration("download_duration", st.DownloadDuration),
+		zap.Int64("files_verified", st.FilesVerified), zap.Int64("versions_deleted", st.VersionsDeleted),
+		zap.Int64("free_bytes", st.FreeBytes), zap.Any("failures", st.Failures))
+	return err
+}
+
+// OpenSource opens a source URL.
+//
+// TODO: replace with remote.Open (s3:// and file://) when it lands.
+func OpenSource(ctx context.Context, raw string, o SourceOptions) (objstore.Store, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, cli.UsageError("--source %q: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, cli.UsageError("--source %q: a file URL has no host (file:///path)", raw)
+		}
+		return file.New(u.Path), nil
+	case "s3":
+		return nil, fmt.Errorf("syncer: --source %q: s3:// is not available in this build yet", raw)
+	default:
+		return nil, cli.UsageError("--source %q: want s3://bucket/prefix/dataset or file:///path/dataset", raw)
+	}
+}
+
+func newLogger(level, format string, out io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, cli.UsageError("--log-level: %v", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, cli.UsageError("--log-format %q: want json or console", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), lvl)), nil
+}
+
+// byteSize is a flag of bytes with an optional binary suffix: 8M = 8 MiB.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q: want a byte count such as 8388608 or 8M", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

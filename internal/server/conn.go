@@ -37,6 +37,8 @@ type conn struct {
 	watched  *swap.Version // the live version when WATCH ran
 	quit     bool          // close after writing the replies
 	cmds     [][][]byte    // the batch being run, reused
+	// rejecting is the command dispatch is checking (for EXEC's abort).
+	rejecting *command
 
 	created time.Time
 	laddr   string

@@ -140,6 +140,7 @@ func (c *conn) dispatch(args [][]byte) {
 	defer c.recoverCommand(mark, args)
 	c.lastAt.Store(time.Now().UnixNano())
 	cmd, subUnknown := lookup(args)
+	c.rejecting = cmd
 	switch {
 	case cmd == nil:
 		c.reject(unknownCommand(args))
@@ -196,9 +197,18 @@ func (c *conn) live() bool {
 
 // reject answers an error for a command refused before it ran; inside MULTI
 // it also dooms the transaction (Redis's flagTransaction).
+//
+// A refused EXEC aborts the transaction with the reason, as Redis's
+// execCommandAbort: "EXECABORT Transaction discarded because of: <reason>"
+// (the reason without its "ERR " code, which Redis's checks never add).
 func (c *conn) reject(msg string) {
 	if c.multi {
 		c.multiErr = true
+	}
+	if c.rejecting != nil && c.rejecting.name == "exec" {
+		c.discard()
+		c.errorReply("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(msg, "ERR "))
+		return
 	}
 	c.errorReply(msg)
 }

@@ -121,7 +121,7 @@ func startServerCurrent(t testing.TB, cfg Config, cur *swap.Current) *testServer
 // redisServer starts redis-server 7.0 on a free port loaded with data. As a
 // replica of an unreachable master it is read-only, like batchkv-server:
 // writes answer READONLY after the same checks.
-func redisServer(t testing.TB, data []testPair) string {
+func redisServer(t testing.TB, data []testPair, password ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -168,6 +168,10 @@ func redisServer(t testing.TB, data []testPair) string {
 	dead.Close()
 	req = appendCmd(req, "REPLICAOF", "127.0.0.1", strconv.Itoa(deadPort))
 	n++
+	if len(password) > 0 {
+		req = appendCmd(req, "CONFIG", "SET", "requirepass", password[0])
+		n++
+	}
 	c.Write(req)
 	br := bufio.NewReader(c)
 	for i := 0; i < n; i++ {

@@ -66,6 +66,7 @@ var parityCases = [][]string{
 	{"MULTI", "GET", "GET s", "EXEC"},
 	{"MULTI", "MULTI", "GET s", "EXEC"},
 	{"EXEC", "DISCARD", "MULTI", "DISCARD", "DISCARD"},
+	{"EXEC x", "MULTI", "EXEC x", "EXEC", "DISCARD x"},
 	{"MULTI", "WATCH s", "EXEC"},
 	{"WATCH s", "MULTI", "GET s", "EXEC", "UNWATCH", "WATCH", "UNWATCH x"},
 	{"MULTI", "GET nope", "HGETALL h", "MGET s nope", "EXEC"},
@@ -172,6 +173,49 @@ func TestParityClosing(t *testing.T) {
 	ts := startServer(t, Config{}, testData)
 	ref := redisServer(t, testData)
 	for _, tc := range closingCases {
+		got := exchange(t, ts.addr, []byte(tc.req), tc.n, true)
+		want := exchange(t, ref, []byte(tc.req), tc.n, true)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q:\n got %q\nwant %q", tc.req, got, want)
+		}
+	}
+}
+
+var authCases = [][]string{
+	{"GET s", "PING", "FOO", "GET", "AUTH wrong", "AUTH default wrong", "AUTH nobody secret", "GET s", "AUTH secret", "GET s"},
+	{"HELLO 3", "HELLO 3 AUTH default wrong", "HELLO 3 AUTH default secret SETNAME x", "CLIENT GETNAME", "GET s"},
+	{"AUTH default secret", "RESET", "GET s", "MULTI"},
+	{"MULTI", "EXEC", "QUIT"},
+	{"AUTH secret", "MGET s a b c d e f g h i j k"},
+	{"SET a b", "COMMAND COUNT", "CLIENT ID", "ECHO x", "SELECT 0", "CONFIG GET maxclients", "INFO", "HELLO"},
+}
+
+var authClosingCases = []struct {
+	req string
+	n   int
+}{
+	{"*11\r\n", 1},
+	{"*2\r\n$4\r\nECHO\r\n$16385\r\n", 1},
+}
+
+func TestParityAuth(t *testing.T) {
+	ts := startServer(t, Config{RequirePass: "secret"}, testData)
+	ref := redisServer(t, testData, "secret")
+	for _, session := range authCases {
+		var req []byte
+		n := 0
+		for _, line := range session {
+			r, k := parityRequest(line)
+			req = append(req, r...)
+			n += k
+		}
+		got := normalize(exchange(t, ts.addr, req, n, false))
+		want := normalize(exchange(t, ref, req, n, false))
+		if !bytes.Equal(got, want) {
+			t.Errorf("session %q:\n got %q\nwant %q", session, got, want)
+		}
+	}
+	for _, tc := range authClosingCases {
 		got := exchange(t, ts.addr, []byte(tc.req), tc.n, true)
 		want := exchange(t, ref, []byte(tc.req), tc.n, true)
 		if !bytes.Equal(got, want) {

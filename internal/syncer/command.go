@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,16 +13,9 @@ import (
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/cli"
-	"github.com/batchkv/batchkv/internal/objstore"
-	"github.com/batchkv/batchkv/internal/objstore/file"
+	s3store "github.com/batchkv/batchkv/internal/objstore/s3"
+	"github.com/batchkv/batchkv/internal/remote"
 )
-
-// SourceOptions configure how a source URL is opened (S3 flags).
-type SourceOptions struct {
-	Endpoint  string
-	PathStyle bool
-	Region    string
-}
 
 // Command is batchkv-syncer's command line: it parses args (flags with
 // BATCHKV_* environment fallback) and syncs until ctx ends, or once with
@@ -34,7 +26,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		source, root, logLevel, logFormat string
 		once                              bool
 		opts                              Options
-		src                               SourceOptions
+		s3o                               s3store.Options
 	)
 	partSize, bandwidth, minFree := byteSize(DefaultPartSize), byteSize(0), byteSize(DefaultMinFreeBytes)
 	fs.StringVar(&source, "source", "", "dataset to follow: s3://bucket/prefix/dataset or file:///path/dataset")
@@ -46,9 +38,9 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	fs.Var(&partSize, "part-size", "bytes per ranged read, and the unit of resume (suffixes K, M, G: KiB, MiB, GiB)")
 	fs.Var(&bandwidth, "bandwidth", "download limit in bytes per second, shared by all parts (0: unlimited; suffixes K, M, G)")
 	fs.Var(&minFree, "min-free-bytes", "free space to leave on the root filesystem after a download (suffixes K, M, G)")
-	fs.StringVar(&src.Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2)")
-	fs.BoolVar(&src.PathStyle, "s3-path-style", false, "use path-style S3 addressing (most S3-compatible stores need it)")
-	fs.StringVar(&src.Region, "s3-region", "", "S3 region (default: from the AWS environment)")
+	fs.StringVar(&s3o.Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2)")
+	fs.BoolVar(&s3o.PathStyle, "s3-path-style", false, "use path-style S3 addressing (most S3-compatible stores need it)")
+	fs.StringVar(&s3o.Region, "s3-region", "", "S3 region (default: from the AWS environment)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
 	rest, err := cli.Parse(fs, args, lookup)
@@ -77,7 +69,10 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	if err != nil {
 		return fmt.Errorf("syncer: --root: %w", err)
 	}
-	opts.Source, err = OpenSource(ctx, source, src)
+	if _, err := remote.Parse(source); err != nil {
+		return cli.UsageError("--source: %v", err)
+	}
+	opts.Source, err = remote.Open(ctx, source, remote.Options{S3: s3o})
 	if err != nil {
 		return err
 	}
@@ -96,27 +91,6 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		zap.Int64("files_verified", st.FilesVerified), zap.Int64("versions_deleted", st.VersionsDeleted),
 		zap.Int64("free_bytes", st.FreeBytes), zap.Any("failures", st.Failures))
 	return err
-}
-
-// OpenSource opens a source URL.
-//
-// TODO: replace with remote.Open (s3:// and file://) when it lands.
-func OpenSource(ctx context.Context, raw string, o SourceOptions) (objstore.Store, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, cli.UsageError("--source %q: %v", raw, err)
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, cli.UsageError("--source %q: a file URL has no host (file:///path)", raw)
-		}
-		return file.New(u.Path), nil
-	case "s3":
-		return nil, fmt.Errorf("syncer: --source %q: s3:// is not available in this build yet", raw)
-	default:
-		return nil, cli.UsageError("--source %q: want s3://bucket/prefix/dataset or file:///path/dataset", raw)
-	}
 }
 
 func newLogger(level, format string, out io.Writer) (*zap.Logger, error) {

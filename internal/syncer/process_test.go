@@ -171,7 +171,7 @@ func TestCommandExitCodes(t *testing.T) {
 		{"bad part size", []string{"--once", "--source", "file:///x", "--root", t.TempDir(), "--part-size", "1K"}, nil, 2, "part size"},
 		{"bad size syntax", []string{"--once", "--part-size", "lots"}, nil, 2, "byte count"},
 		{"env fallback", []string{"--once"}, []string{"BATCHKV_SOURCE=file://" + t.TempDir(), "BATCHKV_ROOT=" + t.TempDir()}, 1, "no complete version"},
-		{"bad scheme", []string{"--once", "--source", "http://x/y", "--root", t.TempDir()}, nil, 2, "want s3://"},
+		{"bad scheme", []string{"--once", "--source", "http://x/y", "--root", t.TempDir()}, nil, 2, "unsupported scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

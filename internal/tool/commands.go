@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batchkv/batchkv/internal/build"
@@ -46,7 +47,7 @@ func buildCommand() *Command {
 		if len(pos) > 0 {
 			return cli.UsageError("unexpected argument %q", pos[0])
 		}
-		if v, ok := env.LookupEnv(cli.EnvName("input")); ok && !flagGiven(fs, "input") {
+		if v, ok := env.LookupEnv(cli.EnvName("input")); ok && !flagGiven(args, "input") {
 			inputs = splitList(v) // the environment holds a comma-separated list
 		}
 		if len(inputs) == 0 || *out == "" {
@@ -78,11 +79,20 @@ func buildCommand() *Command {
 	return c
 }
 
-// flagGiven reports whether the flag name was given on the command line.
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	return given
+// flagGiven reports whether the flag name was given on the command line (a
+// flag set from the environment looks set to the flag package too).
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, p := range []string{"-", "--"} {
+			if a == p+name || strings.HasPrefix(a, p+name+"=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func splitList(v string) []string {

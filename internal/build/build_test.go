@@ -147,15 +147,15 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for key, want := range map[string]string{
 		"bin\x00\xff\xfe": "s:\x00\x01\x02\xff",
-		"empty":          "s:",
-		"":               "s:the empty key",
-		"big":            "s:" + big,
-		"float":          "s:2.5",
-		"h":              "h:z=3,a=2",
-		"hb\xff":         "h:\x00f=\xffv,=",
-		"csv1":           "s:a,b",
-		"csv2":           "s:",
-		"missing":        "",
+		"empty":           "s:",
+		"":                "s:the empty key",
+		"big":             "s:" + big,
+		"float":           "s:2.5",
+		"h":               "h:z=3,a=2",
+		"hb\xff":          "h:\x00f=\xffv,=",
+		"csv1":            "s:a,b",
+		"csv2":            "s:",
+		"missing":         "",
 	} {
 		if got := get(t, db, []byte(key)); got != want {
 			t.Errorf("key %q = %.80q, want %.80q", key, got, want)

@@ -24,6 +24,10 @@ type iterator interface {
 	cur() (key, value []byte)
 	// src returns the input position of the current record.
 	src() (file uint32, line int64)
+	// order returns the order prefix of the current key.
+	order() uint64
+	// stable reports whether cur's slices stay valid after next (memory runs).
+	stable() bool
 	err() error
 }
 
@@ -48,6 +52,8 @@ func (m *memIter) next() bool {
 func (m *memIter) cur() ([]byte, []byte) { return m.k, m.v }
 func (m *memIter) src() (uint32, int64)  { return m.b.src(m.e) }
 func (m *memIter) err() error            { return nil }
+func (m *memIter) order() uint64         { return m.e.order }
+func (m *memIter) stable() bool          { return true }
 
 type diskIter struct {
 	path string
@@ -103,6 +109,8 @@ func (d *diskIter) fail(err error) bool {
 
 func (d *diskIter) cur() ([]byte, []byte) { return d.k, d.v }
 func (d *diskIter) src() (uint32, int64)  { return d.f, d.l }
+func (d *diskIter) order() uint64         { return binary.BigEndian.Uint64(d.k) }
+func (d *diskIter) stable() bool          { return false }
 func (d *diskIter) err() error            { return d.e }
 
 // mergeHeap orders iterators by their current record: key, then input position.
@@ -110,6 +118,10 @@ type mergeHeap []iterator
 
 func (h mergeHeap) Len() int { return len(h) }
 func (h mergeHeap) Less(i, j int) bool {
+	// The order prefix decides almost always, without touching key bytes.
+	if oi, oj := h[i].order(), h[j].order(); oi != oj {
+		return oi < oj
+	}
 	ki, _ := h[i].cur()
 	kj, _ := h[j].cur()
 	if c := bytes.Compare(ki, kj); c != 0 {
@@ -242,10 +254,18 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 	}
 	// The held record's source is only needed for a duplicate's message,
 	// so it is read then, from the iterator that held it, if still there.
+	// A memory run's record stays put until the build ends: hold it by
+	// reference; a disk run's is copied, since its buffer is reused.
+	var bufKey, bufVal []byte
 	hold := func(it iterator) {
 		k, v := it.cur()
-		heldKey = append(heldKey[:0], k...)
-		heldVal = append(heldVal[:0], v...)
+		if it.stable() {
+			heldKey, heldVal = k, v
+		} else {
+			bufKey = append(bufKey[:0], k...)
+			bufVal = append(bufVal[:0], v...)
+			heldKey, heldVal = bufKey, bufVal
+		}
 		heldFile, heldLine = it.src()
 		held = true
 	}

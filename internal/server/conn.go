@@ -54,7 +54,13 @@ type conn struct {
 	lastCmd string
 	lastAt  atomic.Int64 // unix nanos of the last command
 	killed  atomic.Bool
+	// pending is the size of the output buffer, published for tests and
+	// CLIENT LIST (omem).
+	pending atomic.Int64
 }
+
+// pendingOutput returns the bytes of replies not yet written.
+func (c *conn) pendingOutput() int { return int(c.pending.Load()) }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), created: time.Now(),
@@ -186,6 +192,7 @@ func (c *conn) runBatch() bool {
 	defer c.releaseVersion()
 	for _, args := range c.cmds {
 		c.dispatch(args)
+		c.pending.Store(int64(c.w.Len()))
 		if c.quit || c.killed.Load() {
 			return !c.killed.Load()
 		}
@@ -223,10 +230,12 @@ func (c *conn) flush() bool {
 			zap.Int("pending", len(b)), zap.Int64("limit", c.s.cfg.OutputBufferLimit))
 		return false
 	}
+	c.pending.Store(int64(len(b)))
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	n, err := c.nc.Write(b)
 	c.s.stats.netOutput.Add(int64(n))
 	c.w.Reset()
+	c.pending.Store(0)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.logger().Warn("closing client that does not read its replies",

@@ -66,6 +66,15 @@ func buildCommands() map[string]*command {
 		}
 		t[m.Name] = cmd
 	}
+	// SPEC §6: until a version is live these work (Redis itself refuses
+	// PING and ECHO while loading).
+	for _, name := range []string{"ping", "echo", "hello", "auth", "info", "client", "command", "config", "time", "quit", "reset", "select", "role"} {
+		cmd := t[name]
+		cmd.flags |= flagLoading
+		for _, sc := range cmd.subs {
+			sc.flags |= flagLoading
+		}
+	}
 	for name, run := range handlers() {
 		parent, sub, isSub := strings.Cut(name, "|")
 		p := t[parent]

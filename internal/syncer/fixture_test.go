@@ -3,11 +3,8 @@ package syncer
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/batchkv/batchkv/internal/manifest"
 	"github.com/batchkv/batchkv/internal/objstore/file"
+	"github.com/batchkv/batchkv/internal/publish"
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/store"
 )
@@ -90,14 +88,15 @@ func holdOpen(t *testing.T, dir string) (release func()) {
 
 // published is one version laid out at the source by publishVersion.
 type published struct {
-	rel  *release.Release
-	dir  string // <src>/versions/<v>
-	keys map[string]string
+	rel   *release.Release
+	dir   string // <src>/versions/<v>
+	build string // the built version directory
+	keys  map[string]string
 }
 
 // publishVersion builds a real dataset version (keys string keys with
 // random values of valueSize bytes) and publishes it under
-// src/versions/<v>/ as batchkv publish does: files first, release last.
+// src/versions/<v>/ with the real publisher.
 func publishVersion(t testing.TB, src, v string, keys, valueSize int) *published {
 	t.Helper()
 	build := filepath.Join(t.TempDir(), v)
@@ -117,33 +116,11 @@ func publishVersion(t testing.TB, src, v string, keys, valueSize int) *published
 	if err := store.WriteVersion(context.Background(), build, meta, entries); err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(src, "versions", v)
-	rel := &release.Release{Format: release.FormatVersion, Dataset: "testds", Version: v, CreatedAt: time.Now().UTC(), Meta: meta}
-	err := filepath.WalkDir(build, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rp, _ := filepath.Rel(build, p)
-		rp = filepath.ToSlash(rp)
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rp)), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, rp), b, 0o644); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		rel.Files = append(rel.Files, release.File{Path: rp, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
-		return nil
-	})
+	res, err := publish.Publish(context.Background(), build, file.New(src), publish.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeRelease(t, src, rel)
-	return &published{rel: rel, dir: dst, keys: kv}
+	return &published{rel: res.Release, dir: filepath.Join(src, "versions", v), build: build, keys: kv}
 }
 
 func writeRelease(t testing.TB, src string, rel *release.Release) {
@@ -159,7 +136,7 @@ func writeRelease(t testing.TB, src string, rel *release.Release) {
 
 func pin(t testing.TB, src, v string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(src, pointerKey), []byte(`{"version":"`+v+`"}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, publish.PointerFile), []byte(`{"version":"`+v+`"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/batchkv/batchkv/internal/objstore"
 	s3store "github.com/batchkv/batchkv/internal/objstore/s3"
+	"github.com/batchkv/batchkv/internal/publish"
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/s3test"
 )
@@ -28,7 +29,7 @@ func upload(t testing.TB, st objstore.Store, src string) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if filepath.Base(rel) == release.FileName || rel == pointerKey {
+		if filepath.Base(rel) == release.FileName || rel == publish.PointerFile {
 			releases = append(releases, filepath.ToSlash(rel))
 		} else {
 			files = append(files, filepath.ToSlash(rel))
@@ -118,7 +119,9 @@ func TestS3Command(t *testing.T) {
 	srv := s3test.Start(t) // sets the AWS_* credentials the child inherits
 	local, root := t.TempDir(), t.TempDir()
 	v1 := publishVersion(t, local, "20261122T000000Z", 300, 1000)
-	upload(t, srv.Store(t, "team/ds"), local)
+	if _, err := publish.Publish(context.Background(), v1.build, srv.Store(t, "team/ds"), publish.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--once", "--source", srv.URL("team/ds"), "--root", root,
 		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region)
 	out, err := cmd.CombinedOutput()

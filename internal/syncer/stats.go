@@ -73,8 +73,8 @@ func KindOf(err error) Kind {
 
 // Stats are the syncer's counters, safe to read while it runs.
 type Stats struct {
-	// Passes counts sync passes; VersionsSeen the complete versions the last
-	// listing found at the source.
+	// Passes counts sync passes; VersionsSeen the distinct target versions
+	// the source named, one per change of target.
 	Passes       atomic.Int64
 	VersionsSeen atomic.Int64
 	// Installs counts versions downloaded and installed; Rollbacks the manifest

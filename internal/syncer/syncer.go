@@ -72,6 +72,8 @@ type Syncer struct {
 	opts  Options
 	log   *zap.Logger
 	stats Stats
+	// lastTarget is the previous pass's target. Only the pass touches it.
+	lastTarget string
 }
 
 // New validates opts (after filling defaults) and returns a Syncer.
@@ -145,10 +147,11 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if t.seen > 0 {
-		s.stats.VersionsSeen.Store(int64(t.seen))
-	}
 	v := t.version
+	if v != s.lastTarget {
+		s.stats.VersionsSeen.Add(1)
+		s.lastTarget = v
+	}
 	cur, err := manifest.Read(s.opts.Root)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -177,12 +180,12 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 			s.stats.Rollbacks.Add(1)
 		}
 		s.log.Info("activated a version already on disk", zap.String(keyVersion, v), zap.String("previous", res.Previous),
-			zap.Bool("pinned", t.pinned))
+			zap.String("action", "rollback or re-activation"))
 		res.Action = ActionActivated
 		return res, nil
 	}
 
-	s.log.Info("new target version", zap.String(keyVersion, v), zap.Bool("pinned", t.pinned),
+	s.log.Info("new target version", zap.String(keyVersion, v),
 		zap.Int("files", len(t.rel.Files)), zap.Int64("bytes", t.rel.TotalSize()))
 	if err := s.download(ctx, t); err != nil {
 		return res, err

@@ -16,6 +16,7 @@ import (
 	"github.com/batchkv/batchkv/internal/manifest"
 	"github.com/batchkv/batchkv/internal/objstore"
 	"github.com/batchkv/batchkv/internal/objstore/file"
+	"github.com/batchkv/batchkv/internal/publish"
 	"github.com/batchkv/batchkv/internal/release"
 )
 
@@ -60,7 +61,9 @@ func TestInstallUpgradeRollback(t *testing.T) {
 	checkInstalled(t, root, v2)
 
 	// Pin back to v1: still on disk, so only the manifest changes.
-	pin(t, src, v1.rel.Version)
+	if err := publish.Pin(ctx, file.New(src), v1.rel.Version); err != nil {
+		t.Fatal(err)
+	}
 	before := s.Stats().BytesDownloaded.Load()
 	res, err = s.SyncOnce(ctx)
 	if err != nil || res.Action != ActionActivated || res.Bytes != 0 {
@@ -252,7 +255,7 @@ func TestRejectedReleases(t *testing.T) {
 		}, KindNoTarget, "no complete version"},
 		{"pinned to an incomplete version", func(t *testing.T, src string, p *published) {
 			pin(t, src, "nope")
-		}, KindNoTarget, `"nope" has no release file`},
+		}, KindNoTarget, "pinned version nope"},
 		{"metadata disagrees", func(t *testing.T, src string, p *published) {
 			r := *p.rel
 			m := *r.Meta
@@ -314,7 +317,7 @@ type flaky struct {
 
 func (f *flaky) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
 	i := f.n.Add(1)
-	if strings.HasSuffix(key, release.FileName) || key == pointerKey {
+	if strings.HasSuffix(key, release.FileName) || key == publish.PointerFile {
 		return f.Store.ReadRange(ctx, key, off, n)
 	}
 	switch {

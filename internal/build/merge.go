@@ -26,8 +26,6 @@ type iterator interface {
 	src() (file uint32, line int64)
 	// order returns the order prefix of the current key.
 	order() uint64
-	// stable reports whether cur's slices stay valid after next (memory runs).
-	stable() bool
 	err() error
 }
 
@@ -53,7 +51,6 @@ func (m *memIter) cur() ([]byte, []byte) { return m.k, m.v }
 func (m *memIter) src() (uint32, int64)  { return m.b.src(m.e) }
 func (m *memIter) err() error            { return nil }
 func (m *memIter) order() uint64         { return m.e.order }
-func (m *memIter) stable() bool          { return true }
 
 type diskIter struct {
 	path string
@@ -110,7 +107,6 @@ func (d *diskIter) fail(err error) bool {
 func (d *diskIter) cur() ([]byte, []byte) { return d.k, d.v }
 func (d *diskIter) src() (uint32, int64)  { return d.f, d.l }
 func (d *diskIter) order() uint64         { return binary.BigEndian.Uint64(d.k) }
-func (d *diskIter) stable() bool          { return false }
 func (d *diskIter) err() error            { return d.e }
 
 // mergeHeap orders iterators by their current record: key, then input position.
@@ -255,19 +251,31 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 	// The held record's source is only needed for a duplicate's message,
 	// so it is read then, from the iterator that held it, if still there.
 	// A memory run's record stays put until the build ends: hold it by
-	// reference; a disk run's is copied, since its buffer is reused.
+	// reference; a disk run's is copied, since its buffer is reused. The
+	// source position is only needed for a duplicate's message: for a
+	// memory run it is decoded then, from the held entry.
 	var bufKey, bufVal []byte
+	var heldEntry *entry
+	var heldBatch *batch
 	hold := func(it iterator) {
 		k, v := it.cur()
-		if it.stable() {
+		if m, ok := it.(*memIter); ok {
 			heldKey, heldVal = k, v
+			heldBatch, heldEntry = m.b, m.e
 		} else {
 			bufKey = append(bufKey[:0], k...)
 			bufVal = append(bufVal[:0], v...)
 			heldKey, heldVal = bufKey, bufVal
+			heldBatch, heldEntry = nil, nil
+			heldFile, heldLine = it.src()
 		}
-		heldFile, heldLine = it.src()
 		held = true
+	}
+	heldSrc := func() (uint32, int64) {
+		if heldEntry != nil {
+			return heldBatch.src(heldEntry)
+		}
+		return heldFile, heldLine
 	}
 	var n int
 	for len(h) > 0 {
@@ -292,9 +300,10 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 				hold(it)
 			default:
 				f, l := it.src()
+				hf, hl := heldSrc()
 				return st, &DuplicateError{
 					Key:    append([]byte(nil), k[store.PrefixLen:]...),
-					First:  bl.files[heldFile].Pos(heldLine),
+					First:  bl.files[hf].Pos(hl),
 					Second: bl.files[f].Pos(l),
 				}
 			}

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,7 @@ func buildCommand() *Command {
 		dup := fs.String("on-duplicate", "error", "a key given twice: error, first or last (in input order)")
 		header := fs.String("csv-header", "auto", "CSV/TSV header row: auto (skip a first row key,value), yes or no")
 		quiet := fs.Bool("quiet", false, "no progress messages")
+		cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the build to this file (for diagnosing slow builds)")
 		pos, err := env.Parse(fs, args)
 		if err != nil {
 			return err
@@ -67,6 +70,17 @@ func buildCommand() *Command {
 			if err := build.ValidateVersion(opts.Version); err != nil {
 				return cli.UsageError("%v", err)
 			}
+		}
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		meta, err := build.Build(ctx, opts)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -418,4 +419,48 @@ func TestPublishRefusesBadVersions(t *testing.T) {
 	if _, err := publish.Publish(ctx, dir, dst, publish.Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("published a symlink: %v", err)
 	}
+}
+
+// TestPublishThroughFaults publishes to the real gateway through a proxy
+// that refuses, resets and delays requests: the retries absorb them.
+func TestPublishThroughFaults(t *testing.T) {
+	ctx := context.Background()
+	dir := buildVersion(t, "v1", 700, 10<<10) // one multipart-sized table
+	want := localFiles(t, dir)
+	srv := s3test.Start(t)
+	p := s3test.NewProxy(t, srv.Endpoint)
+	opts := srv.Options()
+	opts.Endpoint = p.Endpoint
+	opts.PartSize = 5 << 20
+	st, err := s3store.New(ctx, srv.Bucket, "users", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isPut := func(r *http.Request) bool { return r.Method == http.MethodPut }
+	p.Inject(s3test.Fault{Kind: s3test.SlowDown, Match: isPut}, 4)
+	p.Inject(s3test.Fault{Kind: s3test.Reset, Match: isPut}, 2)
+	p.Inject(s3test.Fault{Kind: s3test.InternalError}, 2)
+	p.Inject(s3test.Fault{Kind: s3test.Delay, Delay: 100 * time.Millisecond}, 3)
+	if _, err := publish.Publish(ctx, dir, st, publish.Options{Concurrency: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Pending() != 0 {
+		t.Fatalf("%d faults never reached", p.Pending())
+	}
+	v, r, err := publish.Target(ctx, st)
+	if err != nil || v != "v1" || len(r.Files) != len(want) {
+		t.Fatalf("Target = %s, %v", v, err)
+	}
+	for _, f := range r.Files {
+		rc, err := st.ReadRange(ctx, publish.VersionPrefix(v)+f.Path, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want[f.Path]) {
+			t.Fatalf("%s differs", f.Path)
+		}
+	}
+	t.Logf("%d requests, %d faults", p.Requests(), p.Injected())
 }

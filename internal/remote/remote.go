@@ -39,6 +39,11 @@ func Parse(raw string) (Location, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
 		return Location{}, fmt.Errorf("remote: %q: queries, fragments, user info are not supported", raw)
 	}
+	for i := 0; i < len(u.Path); i++ {
+		if c := u.Path[i]; c < 0x20 || c == 0x7f {
+			return Location{}, fmt.Errorf("remote: %q: control character in the path", raw)
+		}
+	}
 	switch u.Scheme {
 	case "s3":
 		if u.Host == "" {
@@ -76,12 +81,12 @@ func Parse(raw string) (Location, error) {
 	}
 }
 
-// String returns the canonical URL.
+// String returns the canonical URL (escaped where needed).
 func (l Location) String() string {
 	if l.Scheme == "s3" {
-		return "s3://" + l.Bucket + "/" + l.Path
+		return (&url.URL{Scheme: "s3", Host: l.Bucket, Path: "/" + l.Path}).String()
 	}
-	return "file://" + l.Path
+	return (&url.URL{Scheme: "file", Path: l.Path}).String()
 }
 
 // Open returns the store for a dataset URL. It makes no request.

@@ -29,21 +29,24 @@ func TestConformance(t *testing.T) {
 			return file.New(filepath.Join(dir, fmt.Sprint("ds", n)))
 		})
 	})
-	t.Run("s3", func(t *testing.T) {
-		srv := s3test.Start(t)
-		n := 0
-		conformance(t, func(t *testing.T) objstore.Store {
-			n++
-			opts := srv.Options()
-			opts.PartSize = 5 << 20 // S3's minimum: multipart from 5 MiB
-			opts.ListPageSize = 7   // exercise pagination with few keys
-			st, err := s3store.New(context.Background(), srv.Bucket, fmt.Sprint("prefix/ds", n), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
+	for _, sdkChecksums := range []bool{false, true} {
+		t.Run(fmt.Sprint("s3/sdk-checksums=", sdkChecksums), func(t *testing.T) {
+			srv := s3test.Start(t)
+			n := 0
+			conformance(t, func(t *testing.T) objstore.Store {
+				n++
+				opts := srv.Options()
+				opts.SDKChecksums = sdkChecksums // true: as against AWS
+				opts.PartSize = 5 << 20          // S3's minimum: multipart from 5 MiB
+				opts.ListPageSize = 7            // exercise pagination with few keys
+				st, err := s3store.New(context.Background(), srv.Bucket, fmt.Sprint("prefix/ds", n), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			})
 		})
-	})
+	}
 }
 
 func conformance(t *testing.T, newStore func(t *testing.T) objstore.Store) {

@@ -79,7 +79,16 @@ type Options struct {
 	ListPageSize int
 	// Credentials, when set, replaces the default credential chain.
 	Credentials aws.CredentialsProvider
+	// SDKChecksums keeps the SDK's default integrity checksums (CRC32 on
+	// every upload, validated on downloads) with a custom Endpoint too. By
+	// default they are on for AWS and off (only where an API requires them)
+	// for custom endpoints: many S3-compatible servers (older MinIO, Ceph,
+	// R2) reject them. Content is verified end to end by the release file's
+	// SHA-256 either way.
+	SDKChecksums bool
 }
+
+func (o *Options) checksumsWhenRequired() bool { return o.Endpoint != "" && !o.SDKChecksums }
 
 func (o *Options) ensureDefaults() error {
 	if o.PartSize == 0 {
@@ -132,6 +141,11 @@ func NewClient(ctx context.Context, opts Options) (*s3.Client, error) {
 	}
 	if opts.Credentials != nil {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
+	}
+	if opts.checksumsWhenRequired() {
+		loadOpts = append(loadOpts,
+			config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+			config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
@@ -186,6 +200,10 @@ func New(ctx context.Context, bucket, prefix string, opts Options) (*Store, erro
 		u.PartSize = opts.PartSize
 		u.Concurrency = opts.Concurrency
 		u.LeavePartsOnError = false // abort the multipart upload on failure
+		if opts.checksumsWhenRequired() {
+			// The uploader does not follow the client's setting.
+			u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		}
 	})
 	return &Store{client: client, uploader: uploader, bucket: bucket, prefix: prefix, opts: opts}, nil
 }

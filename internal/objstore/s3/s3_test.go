@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +212,41 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := s3store.New(context.Background(), "b", "x", s3store.Options{PartSize: 1 << 20}); err == nil {
 		t.Error("part size under 5 MiB accepted")
+	}
+}
+
+// TestChecksumHeaders checks that uploads to a custom endpoint carry no SDK
+// checksum headers (which many S3-compatible servers reject) unless asked.
+func TestChecksumHeaders(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	for _, sdk := range []bool{false, true} {
+		s, p := proxied(t, srv, func(o *s3store.Options) { o.SDKChecksums = sdk })
+		var mu sync.Mutex
+		var seen []string
+		p.Inject(s3test.Fault{Kind: s3test.SlowDown, Match: func(r *http.Request) bool {
+			if r.Method == http.MethodPut {
+				for h := range r.Header {
+					if strings.HasPrefix(strings.ToLower(h), "x-amz-checksum-") || strings.EqualFold(h, "x-amz-sdk-checksum-algorithm") || strings.EqualFold(h, "x-amz-trailer") {
+						mu.Lock()
+						seen = append(seen, h)
+						mu.Unlock()
+					}
+				}
+			}
+			return false // observe only
+		}}, 1)
+		big := make([]byte, 6<<20)
+		if err := s.Put(ctx, "small", strings.NewReader("abc"), 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, "big", bytes.NewReader(big), int64(len(big))); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if sdk != (len(seen) > 0) {
+			t.Errorf("SDKChecksums=%v: checksum headers %v", sdk, seen)
+		}
+		mu.Unlock()
 	}
 }

@@ -389,8 +389,13 @@ func TestVersionsPinTarget(t *testing.T) {
 
 		// A corrupt pointer is an error, not "unpinned".
 		st.Put(ctx, publish.PointerFile, strings.NewReader(`{"version":"../x"}`), 18)
-		if _, _, err := publish.Target(ctx, st); err == nil {
-			t.Fatal("Target with a corrupt pointer succeeded")
+		if _, _, err := publish.Target(ctx, st); !errors.Is(err, publish.ErrInvalidPointer) {
+			t.Fatalf("Target with a corrupt pointer: %v, want ErrInvalidPointer", err)
+		}
+		big := bytes.Repeat([]byte(" "), 70<<10)
+		st.Put(ctx, publish.PointerFile, bytes.NewReader(big), int64(len(big)))
+		if _, _, err := publish.ReadPointer(ctx, st); !errors.Is(err, publish.ErrInvalidPointer) {
+			t.Fatalf("ReadPointer of a 70 KiB pointer: %v, want ErrInvalidPointer", err)
 		}
 		publish.Unpin(ctx, st)
 

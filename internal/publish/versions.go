@@ -21,6 +21,9 @@ type Pointer struct {
 	PinnedAt time.Time `json:"pinned_at"`
 }
 
+// ErrInvalidPointer reports a pointer.json that must not be acted on.
+var ErrInvalidPointer = errors.New("publish: invalid pointer file")
+
 // maxPointerBytes bounds what ReadPointer reads.
 const maxPointerBytes = 64 << 10
 
@@ -28,25 +31,25 @@ const maxPointerBytes = 64 << 10
 // ignored (newer writers, older readers).
 func ParsePointer(b []byte) (*Pointer, error) {
 	if len(b) > maxPointerBytes {
-		return nil, fmt.Errorf("publish: %s: %d bytes, over the %d limit", PointerFile, len(b), maxPointerBytes)
+		return nil, fmt.Errorf("%w: %d bytes, over the %d limit", ErrInvalidPointer, len(b), maxPointerBytes)
 	}
 	var p Pointer
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("publish: %s: %v", PointerFile, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPointer, err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("publish: %s: trailing data after the JSON object", PointerFile)
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidPointer)
 	}
 	if err := release.ValidName(p.Version); err != nil {
-		return nil, fmt.Errorf("publish: %s: version: %v", PointerFile, err)
+		return nil, fmt.Errorf("%w: version: %v", ErrInvalidPointer, err)
 	}
 	return &p, nil
 }
 
 // ReadPointer returns the version pointer.json names; ok is false when there
-// is no pointer. A malformed pointer is an error, never "no pointer": the
-// operator asked for a specific version.
+// is no pointer. A malformed pointer is an error wrapping ErrInvalidPointer,
+// never "no pointer": the operator asked for a specific version.
 func ReadPointer(ctx context.Context, src objstore.Store) (version string, ok bool, err error) {
 	p, err := readPointer(ctx, src)
 	if err != nil || p == nil {
@@ -61,6 +64,10 @@ func readPointer(ctx context.Context, src objstore.Store) (*Pointer, error) {
 		return nil, nil
 	}
 	if err != nil {
+		// An oversized pointer is a bad pointer, not a transport error.
+		if errors.Is(err, errTooLarge) {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidPointer, err)
+		}
 		return nil, err
 	}
 	p, err := ParsePointer(b)
@@ -81,6 +88,9 @@ func ReadRelease(ctx context.Context, src objstore.Store, version string) (*rele
 	if errors.Is(err, objstore.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s/%s has no %s", ErrIncomplete, src, VersionPrefix(version), release.FileName)
 	}
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("%w: %v", release.ErrInvalid, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +104,8 @@ func ReadRelease(ctx context.Context, src objstore.Store, version string) (*rele
 	return r, nil
 }
 
+var errTooLarge = errors.New("over the size limit")
+
 func readAll(ctx context.Context, src objstore.Store, key string, limit int64) ([]byte, error) {
 	rc, err := src.ReadRange(ctx, key, 0, -1)
 	if err != nil {
@@ -105,7 +117,7 @@ func readAll(ctx context.Context, src objstore.Store, key string, limit int64) (
 		return nil, fmt.Errorf("%s/%s: %w", src, key, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s/%s: over the %d byte limit", src, key, limit)
+		return nil, fmt.Errorf("%s/%s: %w of %d bytes", src, key, errTooLarge, limit)
 	}
 	return b, nil
 }

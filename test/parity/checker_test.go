@@ -17,7 +17,9 @@ func testChecker() *checker {
 	m.add(&item{key: []byte("small"), typ: store.TypeHash, fields: [][2][]byte{{[]byte("a"), []byte("1")}, {[]byte("b"), []byte("2")}}})
 	m.add(&item{key: []byte("big"), typ: store.TypeHash, fields: [][2][]byte{{[]byte("a"), []byte("1")}, {[]byte("b"), []byte(strings.Repeat("x", 65))}}})
 	return &checker{
-		m: m,
+		m:         m,
+		spec:      map[string]bool{"get": true},
+		setinfo72: true,
 		refKeys: func(pattern []byte) map[string]bool {
 			if string(pattern) == "s*" {
 				return map[string]bool{"s": true, "small": true}
@@ -104,8 +106,20 @@ func TestCheckerDetects(t *testing.T) {
 		{"EXEC random element accepted", &command{args: b("EXEC"), check: checkExec, subs: []*command{{args: b("GET", "s")}, {args: b("RANDOMKEY"), check: checkRandomKey}}},
 			arr(2, bulk("v", "s")), arr(2, bulk("v", "big")), true},
 		{"COMMAND as a set", &command{args: b("COMMAND"), check: checkCommandAll}, arr(2, arr(1, bulk("get"))+arr(1, bulk("set"))), arr(2, arr(1, bulk("set"))+arr(1, bulk("get"))), true},
-		{"COMMAND missing entry", &command{args: b("COMMAND"), check: checkCommandAll}, arr(2, arr(1, bulk("get"))+arr(1, bulk("set"))), arr(1, arr(1, bulk("set"))), false},
+		{"COMMAND lacks a SPEC command", &command{args: b("COMMAND"), check: checkCommandAll}, arr(2, arr(1, bulk("get"))+arr(1, bulk("set"))), arr(1, arr(1, bulk("set"))), false},
+		{"COMMAND subset", &command{args: b("COMMAND"), check: checkCommandAll}, arr(2, arr(1, bulk("get"))+arr(1, bulk("zadd"))), arr(1, arr(1, bulk("get"))), true},
+		{"COMMAND entry differs", &command{args: b("COMMAND"), check: checkCommandAll}, arr(1, arr(2, bulk("get")+":2\r\n")), arr(1, arr(2, bulk("get")+":3\r\n")), false},
+		{"COMMAND INFO nil for a SPEC command", &command{args: b("COMMAND", "INFO", "get"), check: checkCommandInfo}, arr(1, arr(2, bulk("get")+":2\r\n")), arr(1, "$-1\r\n"), false},
+		{"COMMAND INFO nil for another command", &command{args: b("COMMAND", "INFO", "zadd"), check: checkCommandInfo}, arr(1, arr(2, bulk("zadd")+":2\r\n")), arr(1, "$-1\r\n"), true},
+		{"COMMAND COUNT too big", &command{args: b("COMMAND", "COUNT"), check: checkCommandCount}, ":240\r\n", ":241\r\n", false},
+		{"COMMAND COUNT subset", &command{args: b("COMMAND", "COUNT"), check: checkCommandCount}, ":240\r\n", ":167\r\n", true},
+		{"CLIENT SETINFO as 7.2", &command{args: b("CLIENT", "SETINFO", "lib-name", "go-redis"), check: checkClientSetinfo}, "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n", "+OK\r\n", true},
+		{"CLIENT SETINFO bad value", &command{args: b("CLIENT", "SETINFO", "lib-ver", "a b"), check: checkClientSetinfo}, "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n", "+OK\r\n", false},
+		{"CONFIG GET wrong value", &command{args: b("CONFIG", "GET", "hash-max-listpack-entries"), check: checkConfigGet}, arr(2, bulk("hash-max-listpack-entries", "512")), arr(2, bulk("hash-max-listpack-entries", "128")), false},
+		{"CONFIG GET port differs", &command{args: b("CONFIG", "GET", "port"), check: checkConfigGet}, arr(2, bulk("port", "1")), arr(2, bulk("port", "2")), true},
+		{"CONFIG GET lacks a known parameter", &command{args: b("CONFIG", "GET", "save"), check: checkConfigGet}, arr(2, bulk("save", "")), arr(0, ""), false},
 		{"CONFIG GET other names", &command{args: b("CONFIG", "GET", "*"), check: checkConfigGet}, arr(2, bulk("port", "1")), arr(2, bulk("bind", "1")), false},
+		{"INFO lacks Modules", &command{args: b("INFO"), check: checkInfo}, bulk("# Server\r\na:1\r\n\r\n# Modules\r\n"), bulk("# Server\r\na:2\r\n"), true},
 	}
 	for _, tc := range tests {
 		why := c.compare(tc.cmd, []byte(tc.ref), []byte(tc.tgt))
@@ -126,8 +140,9 @@ func TestClassifyAfterMutation(t *testing.T) {
 		{[]string{"HRANDFIELD", "h", "abc"}, exact},
 		{[]string{"HRANDFIELD", "h", "5", "WITHVALUES", "x"}, exact},
 		{[]string{"command"}, checkCommandAll},
-		{[]string{"COMMAND", "docs"}, checkCommandSet},
-		{[]string{"COMMAND", "COUNT"}, exact},
+		{[]string{"COMMAND", "docs"}, checkCommandDocs},
+		{[]string{"COMMAND", "COUNT"}, checkCommandCount},
+		{[]string{"COMMAND", "HELP"}, exact},
 		{[]string{"hgetall", "k"}, checkHashOrder},
 		{[]string{"HGETALL", "k", "x"}, exact},
 		{[]string{"client", "id"}, checkClientID},
@@ -191,4 +206,16 @@ func TestPlantedDifferences(t *testing.T) {
 	if !dbsize || !get || !hgetall {
 		t.Errorf("planted differences not all detected: DBSIZE %v, GET %v, HGETALL %v", dbsize, get, hgetall)
 	}
+}
+
+// TestSelfCheck compares redis-server with redis-server on the same data:
+// the suite must find no difference there, or a rule is wrong about Redis.
+func TestSelfCheck(t *testing.T) {
+	seed := seedFromEnv(t)
+	t.Logf("PARITY_SEED=%d", seed)
+	m := genModel(seed, 3000)
+	p := setup(t, m, "redis", nil)
+	start := time.Now()
+	res := p.run(t, runConfig{seed: seed, commands: 4000, budget: 30 * time.Second, only: -1})
+	report(t, seed, "redis", res, time.Since(start))
 }

@@ -27,6 +27,9 @@ const (
 	checkCommandAll
 	checkCommandSet
 	checkCommandInfo
+	checkCommandDocs
+	checkCommandCount
+	checkClientSetinfo
 	checkSlowlog
 	checkRandomKey
 	checkKeys
@@ -56,15 +59,18 @@ var Deviations = []deviation{
 	{"HRANDFIELD", checkHRandField, "random: fields of the hash; positive count distinct and min(count, len) long, negative count exactly |count| long"},
 	{"HGETALL/HKEYS/HVALS", checkHashOrder, "for hashes redis keeps in a hashtable (>512 fields or a field/value >64 bytes) its order is arbitrary: compared as sets; small hashes byte for byte"},
 	{"HELLO", checkHello, "server id, version and role differ: same keys and proto"},
-	{"INFO", checkInfo, "values differ: every section redis prints is present, db0 key count equal"},
+	{"INFO", checkInfo, "values differ: the standard sections redis prints are present (not Modules/Errorstats/Commandstats/Latencystats), db0 key count equal"},
 	{"CLIENT LIST/INFO", checkClientList, "ids, addresses and ages differ: one id=… line per client"},
 	{"CLIENT ID", checkClientID, "connection ids differ: an integer"},
 	{"TIME", checkTime, "clock: two integer strings within 5 s of redis's"},
 	{"ROLE", checkRole, "the reference is a replica of a closed port: an array naming a role"},
-	{"CONFIG GET", checkConfigGet, "values (port, dir, …) differ: the same parameter names"},
-	{"COMMAND", checkCommandAll, "plain COMMAND order is a hashtable walk: compared as a set of entries"},
-	{"COMMAND INFO", checkCommandInfo, "subcommands are listed in hashtable order: compared as a set; entries in the order asked (all commands, without names: as a set)"},
-	{"COMMAND LIST/DOCS", checkCommandSet, "order is a hashtable walk: compared as a set"},
+	{"CONFIG GET", checkConfigGet, "batchkv knows a subset of parameters: every name it returns is redis's, the commonly read ones (configKnown) are present, their values equal except port/bind"},
+	{"COMMAND", checkCommandAll, "batchkv lists the commands it handles (reads and refused writes), redis all 240, in hashtable order: each entry equals redis's, every SPEC command is present"},
+	{"COMMAND COUNT", checkCommandCount, "counts batchkv's subset: at most redis's count, at least the SPEC commands"},
+	{"COMMAND INFO", checkCommandInfo, "entries in the order asked equal redis's (subcommands compared as a set); nil only for commands outside SPEC §7; without names as COMMAND"},
+	{"COMMAND LIST", checkCommandSet, "a subset of redis's list in any order, containing every SPEC command"},
+	{"COMMAND DOCS", checkCommandDocs, "a subset of redis's docs in any order, every doc equal to redis's, SPEC commands present"},
+	{"CLIENT SETINFO", checkClientSetinfo, "a redis 7.2 command that 7.0 lacks (go-redis sends it); compared with 7.2's replies"},
 	{"SLOWLOG", checkSlowlog, "entries depend on timing: the reply type only"},
 	{"EXEC", checkExec, "each queued command's reply is compared by its own rule"},
 }
@@ -73,13 +79,25 @@ var Deviations = []deviation{
 // (for checking SCAN results without a second glob implementation);
 // refHScan answers the complete HSCAN of a hash with a pattern.
 type checker struct {
-	m        *model
-	refKeys  func(pattern []byte) map[string]bool
-	refHScan func(key, pattern []byte) map[string]string
+	m *model
+	// spec holds the lower-case names (and parent|sub names) of the commands
+	// batchkv must handle: SPEC §7 and every write command.
+	spec map[string]bool
+	// setinfo72: the target implements CLIENT SETINFO as redis 7.2 does
+	// (batchkv); a redis-server 7.0 target is compared exactly.
+	setinfo72 bool
+	refKeys   func(pattern []byte) map[string]bool
+	refHScan  func(key, pattern []byte) map[string]string
 }
 
 // compare returns "" when tgt is an acceptable reply given ref, else why not.
 func (c *checker) compare(cmd *command, ref, tgt []byte) string {
+	if cmd.check == checkClientSetinfo && c.setinfo72 {
+		if want := setinfo72(cmd.args); string(tgt) != want {
+			return fmt.Sprintf("CLIENT SETINFO: want redis 7.2's %s", redistest.Escape([]byte(want)))
+		}
+		return ""
+	}
 	if bytes.Equal(ref, tgt) {
 		return ""
 	}
@@ -111,7 +129,7 @@ func (c *checker) compare(cmd *command, ref, tgt []byte) string {
 	case checkInfo:
 		ta, tb := string(a.Text()), string(b.Text())
 		for _, l := range strings.Split(ta, "\r\n") {
-			if strings.HasPrefix(l, "# ") && !strings.Contains(tb, l+"\r\n") {
+			if strings.HasPrefix(l, "# ") && infoSections[l[2:]] && !strings.Contains(tb, l+"\r\n") {
 				return fmt.Sprintf("INFO lacks section %q", l)
 			}
 			if strings.HasPrefix(l, "db0:") {
@@ -156,29 +174,74 @@ func (c *checker) compare(cmd *command, ref, tgt []byte) string {
 			return "ROLE does not name a role"
 		}
 	case checkConfigGet:
-		if ka, kb := mapKeys(a), mapKeys(b); !slices.Equal(ka, kb) {
-			return fmt.Sprintf("CONFIG GET parameters %q, want %q", kb, ka)
+		ra, rb := mapOf(a), mapOf(b)
+		for k, v := range rb {
+			av, ok := ra[k]
+			switch {
+			case !ok:
+				return fmt.Sprintf("CONFIG GET returned %q, which redis did not", k)
+			case configValues[k] && av != v:
+				return fmt.Sprintf("CONFIG GET %s = %s, redis says %s", k, v, av)
+			}
+		}
+		for k := range ra {
+			if _, ok := rb[k]; !ok && configKnown[k] {
+				return fmt.Sprintf("CONFIG GET lacks %q", k)
+			}
 		}
 	case checkCommandAll:
-		if !sameElems(a, b) {
-			return "COMMAND entries differ as a set"
+		return c.commandSubset(a, b)
+	case checkCommandCount:
+		if b.Int > a.Int || b.Int < int64(len(c.spec)) {
+			return fmt.Sprintf("COMMAND COUNT %d, want between %d (SPEC) and %d (redis)", b.Int, len(c.spec), a.Int)
 		}
 	case checkCommandInfo:
 		if len(cmd.args) <= 2 { // COMMAND INFO without names: every command
-			if !sameElems(a, b) {
-				return "COMMAND INFO entries differ as a set"
-			}
-			return ""
+			return c.commandSubset(a, b)
 		}
 		if len(a.Elems) != len(b.Elems) {
 			return "COMMAND INFO lengths differ"
 		}
 		for i := range a.Elems {
+			name := strings.ToLower(string(cmd.args[2+i]))
+			if b.Elems[i].Null && !c.spec[name] {
+				continue // a command batchkv does not handle
+			}
 			if commandEntry(a.Elems[i]) != commandEntry(b.Elems[i]) {
-				return fmt.Sprintf("COMMAND INFO entry %d differs", i)
+				return fmt.Sprintf("COMMAND INFO %s differs", name)
 			}
 		}
-	case checkCommandSet, checkKeys:
+	case checkCommandDocs:
+		// Subcommand docs are a hashtable walk (a flat array in RESP2): the
+		// docs are compared with every level unordered.
+		da, db := mapOfUnordered(a), mapOfUnordered(b)
+		for k, v := range db {
+			if da[k] != v {
+				return fmt.Sprintf("COMMAND DOCS %s differs from redis's", k)
+			}
+		}
+		for k := range da {
+			if _, ok := db[k]; !ok && c.spec[k] {
+				return fmt.Sprintf("COMMAND DOCS lacks %s", k)
+			}
+		}
+	case checkCommandSet:
+		la, lb := mapOfList(a), mapOfList(b)
+		for k := range lb {
+			if !la[k] {
+				return fmt.Sprintf("COMMAND LIST has %q, which redis does not", k)
+			}
+		}
+		if len(cmd.args) == 2 { // no filter: everything batchkv handles
+			for k := range c.spec {
+				if !lb[k] && la[k] {
+					return fmt.Sprintf("COMMAND LIST lacks %q", k)
+				}
+			}
+		}
+	case checkClientSetinfo:
+		return "bytes differ"
+	case checkKeys:
 		if a.Canonical(true) != b.Canonical(true) {
 			return "differ as sets"
 		}
@@ -364,6 +427,93 @@ func mapGet(r *redistest.Reply, key string) string {
 	return "<missing>"
 }
 
+// infoSections are the INFO sections batchkv must print when redis does.
+var infoSections = map[string]bool{"Server": true, "Clients": true, "Memory": true, "Persistence": true,
+	"Stats": true, "Replication": true, "CPU": true, "Cluster": true, "Keyspace": true}
+
+// configKnown are parameters clients and tools read (redis-benchmark reads
+// save and appendonly): CONFIG GET must return them.
+var configKnown = map[string]bool{"maxmemory": true, "databases": true, "timeout": true, "maxclients": true,
+	"proto-max-bulk-len": true, "client-query-buffer-limit": true, "save": true, "appendonly": true,
+	"port": true, "bind": true, "requirepass": true, "cluster-enabled": true,
+	"hash-max-listpack-entries": true, "hash-max-listpack-value": true}
+
+// configValues are parameters whose values must equal redis's.
+var configValues = map[string]bool{"maxmemory": true, "databases": true, "timeout": true, "maxclients": true,
+	"proto-max-bulk-len": true, "client-query-buffer-limit": true, "save": true, "appendonly": true,
+	"requirepass": true, "cluster-enabled": true, "hash-max-listpack-entries": true,
+	"hash-max-listpack-value": true, "hash-max-ziplist-entries": true, "hash-max-ziplist-value": true}
+
+// setinfo72 is redis 7.2's reply to CLIENT SETINFO (7.0 has no such command).
+func setinfo72(args [][]byte) string {
+	if len(args) != 4 {
+		return "-ERR wrong number of arguments for 'client|setinfo' command\r\n"
+	}
+	attr, val := string(args[2]), args[3]
+	if !strings.EqualFold(attr, "lib-name") && !strings.EqualFold(attr, "lib-ver") {
+		return fmt.Sprintf("-ERR Unrecognized option '%s'\r\n", attr)
+	}
+	for _, ch := range val {
+		if ch < '!' || ch > '~' {
+			return fmt.Sprintf("-ERR %s cannot contain spaces, newlines or special characters.\r\n", attr)
+		}
+	}
+	return "+OK\r\n"
+}
+
+// commandSubset checks a COMMAND reply of batchkv against redis's: every
+// entry equal to redis's entry of that name, every SPEC command present.
+func (c *checker) commandSubset(a, b *redistest.Reply) string {
+	ref := map[string]string{}
+	for _, e := range a.Elems {
+		if len(e.Elems) > 0 {
+			ref[string(e.Elems[0].Str)] = commandEntry(e)
+		}
+	}
+	got := map[string]bool{}
+	for _, e := range b.Elems {
+		if len(e.Elems) == 0 {
+			return "COMMAND entry is not an array"
+		}
+		name := string(e.Elems[0].Str)
+		if ref[name] != commandEntry(e) {
+			return fmt.Sprintf("COMMAND entry %q differs from redis's", name)
+		}
+		got[name] = true
+	}
+	for name := range c.spec {
+		if _, inRedis := ref[name]; inRedis && !got[name] {
+			return fmt.Sprintf("COMMAND lacks %q", name)
+		}
+	}
+	return ""
+}
+
+// mapOf renders a RESP3 map or RESP2 flat pair list as name → canonical value.
+func mapOf(r *redistest.Reply) map[string]string {
+	out := map[string]string{}
+	for i := 0; i+1 < len(r.Elems); i += 2 {
+		out[string(r.Elems[i].Str)] = r.Elems[i+1].Canonical(false)
+	}
+	return out
+}
+
+func mapOfUnordered(r *redistest.Reply) map[string]string {
+	out := map[string]string{}
+	for i := 0; i+1 < len(r.Elems); i += 2 {
+		out[string(r.Elems[i].Str)] = r.Elems[i+1].Canonical(true)
+	}
+	return out
+}
+
+func mapOfList(r *redistest.Reply) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range r.Elems {
+		out[string(e.Str)] = true
+	}
+	return out
+}
+
 // commandEntry renders a COMMAND entry with its subcommands (element 10,
 // a hashtable walk in redis) sorted, sets and maps canonicalised.
 func commandEntry(e *redistest.Reply) string {
@@ -380,22 +530,6 @@ func commandEntry(e *redistest.Reply) string {
 	}
 	slices.Sort(subs)
 	return "*[" + strings.Join(parts, " ") + " *[" + strings.Join(subs, " ") + "]]"
-}
-
-// sameElems reports whether two lists of COMMAND entries hold the same
-// entries in any order.
-func sameElems(a, b *redistest.Reply) bool {
-	ea := make([]string, len(a.Elems))
-	for i, e := range a.Elems {
-		ea[i] = commandEntry(e)
-	}
-	eb := make([]string, len(b.Elems))
-	for i, e := range b.Elems {
-		eb[i] = commandEntry(e)
-	}
-	slices.Sort(ea)
-	slices.Sort(eb)
-	return slices.Equal(ea, eb)
 }
 
 // raw re-encodes a parsed reply (for the elements of EXEC, which the

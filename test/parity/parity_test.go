@@ -87,8 +87,26 @@ func setup(t testing.TB, m *model, target string, altered *model) *pair {
 	}
 	p.writes, p.known = commandTable(t, p.ref)
 	p.chk = newChecker(t, m, p.ref)
+	p.chk.setinfo72 = target == "batchkv"
+	p.chk.spec = map[string]bool{}
+	for _, n := range specCommands {
+		p.chk.spec[n] = true
+	}
+	for _, w := range p.writes {
+		p.chk.spec[w.name] = true
+	}
 	return p
 }
+
+// specCommands are the commands of SPEC §7 outside cluster mode, as redis
+// names them in COMMAND (subcommands as parent|sub).
+var specCommands = strings.Fields(`ping echo quit reset hello auth select
+	client client|setname client|getname client|id client|info client|list client|kill
+	command command|count command|info command|docs command|list info config config|get
+	time dbsize role slowlog slowlog|get slowlog|len slowlog|reset
+	get mget exists type ttl pttl expiretime pexpiretime strlen getrange substr touch randomkey scan keys
+	hget hmget hgetall hkeys hvals hlen hexists hstrlen hrandfield hscan
+	multi exec discard watch unwatch`)
 
 // commandTable asks the reference for its commands: every name it knows and
 // the write commands (with arity) that batchkv must refuse with READONLY.
@@ -396,8 +414,38 @@ func (p *pair) quit(c *conns, cmd *command, s, u int, res *result,
 	}
 }
 
-// report logs a run and fails the test on differences.
-func report(t testing.TB, seed uint64, target string, res *result, took time.Duration) {
+// replay sends one command alone on fresh connections (after HELLO 3 when
+// it ran in RESP3) and tells whether it still differs: the minimal
+// reproduction, or a note that it needs its session's context.
+func (p *pair) replay(t testing.TB, d difference) string {
+	if d.mode == "quit" || d.cmd.check == checkExec {
+		return "needs its session: rerun with the PARITY_SEED and PARITY_SESSION above"
+	}
+	c := p.dial(t)
+	defer c.close()
+	var pre []*command
+	if d.proto == 3 {
+		pre = append(pre, &command{args: b("HELLO", "3"), check: checkHello})
+	}
+	cmds := append(pre, d.cmd)
+	ref, err1 := exchange(c.ref, cmds, false)
+	tgt, err2 := exchange(c.tgt, cmds, false)
+	if err1 != nil || err2 != nil {
+		return fmt.Sprintf("replay failed: %v / %v", err1, err2)
+	}
+	if p.chk.compare(d.cmd, ref[len(ref)-1], tgt[len(tgt)-1]) == "" {
+		return "does not differ alone: rerun with the PARITY_SEED and PARITY_SESSION above"
+	}
+	var raw []byte
+	for _, c := range cmds {
+		raw = redistest.AppendCommand(raw, c.args...)
+	}
+	return fmt.Sprintf("reproduces alone on a fresh connection; request bytes %s", redistest.Escape(raw))
+}
+
+// report logs a run and fails the test on differences. With p set, each
+// shown difference is replayed alone for a minimal reproduction.
+func report(t testing.TB, seed uint64, target string, res *result, took time.Duration, p ...*pair) {
 	t.Helper()
 	maxShown := envInt("PARITY_MAX_DIFFS", 20)
 	for i, d := range res.diffs {
@@ -405,7 +453,11 @@ func report(t testing.TB, seed uint64, target string, res *result, took time.Dur
 			t.Errorf("… and %d more differences", len(res.diffs)-maxShown)
 			break
 		}
-		t.Errorf("difference %d/%d (PARITY_SEED=%d PARITY_SESSION=%d):\n%s", i+1, len(res.diffs), seed, d.session, d)
+		repro := ""
+		if len(p) > 0 && os.Getenv("PARITY_REPRO") != "0" && i < 50 {
+			repro = "\n  repro:   " + p[0].replay(t, d)
+		}
+		t.Errorf("difference %d/%d (PARITY_SEED=%d PARITY_SESSION=%d):\n%s%s", i+1, len(res.diffs), seed, d.session, d, repro)
 	}
 	var checks []string
 	for c := exact; c <= checkExec; c++ {
@@ -438,7 +490,7 @@ func TestParity(t *testing.T) {
 		}
 		start := time.Now()
 		res := p.run(t, cfg)
-		report(t, seed, target, res, time.Since(start))
+		report(t, seed, target, res, time.Since(start), p)
 		if cfg.only < 0 && res.commands < min(cfg.commands, 1000) {
 			t.Errorf("only %d commands compared within %v", res.commands, cfg.budget)
 		}

@@ -78,10 +78,12 @@ type Options struct {
 	// Version name; default the build's start time in VersionLayout.
 	// Only [A-Za-z0-9._-] are allowed.
 	Version string
-	// Memory is the budget in bytes for the sort buffers and the rest of the
-	// build's heap; default DefaultMemory. Three quarters go to sort buffers;
-	// the rest covers I/O buffers, sstable writers and the garbage collector's
-	// headroom (the Go runtime's soft memory limit is set to Memory).
+	// Memory is the budget in bytes for the whole build process; default
+	// DefaultMemory. Five eighths go to sort buffers (encoded records and
+	// their index); the rest covers readers' and writers' buffers, Parquet
+	// pages, sstable writers and the garbage collector's headroom. The Go
+	// runtime's soft memory limit is set to seven eighths of Memory, so that
+	// garbage is collected before the process grows past the budget.
 	Memory int64
 	// OnDuplicate: default DuplicateFail.
 	OnDuplicate Duplicate
@@ -244,7 +246,7 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 	}
 	// The budget is the process's too: tell the garbage collector, so that it
 	// collects harder instead of letting the heap double past it.
-	prev := debug.SetMemoryLimit(opts.Memory)
+	prev := debug.SetMemoryLimit(opts.Memory / 8 * 7)
 	defer debug.SetMemoryLimit(prev)
 
 	log := opts.Logger
@@ -378,7 +380,7 @@ func (bl *builder) spills() int {
 // parse reads every input with Workers workers, each encoding records into
 // its own batch and spilling sorted runs when its share of the budget is full.
 func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) error {
-	sortBudget := bl.opts.Memory * 3 / 4
+	sortBudget := bl.opts.Memory / 8 * 5
 	workers := min(bl.opts.Workers, len(bl.files))
 	perWorker := sortBudget / int64(workers)
 	next := atomic.Int64{}

@@ -461,8 +461,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // wrap adds the store and key to err and maps a missing key to
-// objstore.ErrNotExist. A missing bucket is a plain error: a typo in the
-// URL must not read as "nothing published yet".
+// objstore.ErrNotExist. A missing bucket is a plain error where the answer
+// says so (listings, GETs: a typo in the URL must not read as "nothing
+// published yet"); a HEAD's 404 has no body, so Stat cannot tell a missing
+// bucket from a missing key.
 func (s *Store) wrap(op, key string, err error) error {
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound

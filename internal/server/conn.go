@@ -37,6 +37,9 @@ type conn struct {
 	watched  *swap.Version // the live version when WATCH ran
 	quit     bool          // close after writing the replies
 	cmds     [][][]byte    // the batch being run, reused
+	// now is the clock read last in the running batch; writeDeadline the
+	// write deadline set on nc.
+	now, writeDeadline time.Time
 	// rejecting is the command dispatch is checking (for EXEC's abort).
 	rejecting *command
 
@@ -190,8 +193,21 @@ func (c *conn) runBuffered() bool {
 func (c *conn) runBatch() bool {
 	c.v = c.s.cur.Acquire()
 	defer c.releaseVersion()
+	// One clock read per command: each command's duration (for the
+	// slowlog) is the time from its start to the next one's.
+	prev := time.Now()
+	c.now = prev
+	c.lastAt.Store(prev.UnixNano())
+	slow := c.s.cfg.SlowlogSlowerThan
 	for _, args := range c.cmds {
 		c.dispatch(args)
+		if slow >= 0 {
+			now := time.Now()
+			if d := now.Sub(prev); d >= slow {
+				c.s.slowlog.add(c, args, d)
+			}
+			prev, c.now = now, now
+		}
 		c.pending.Store(int64(c.w.Len()))
 		if c.quit || c.killed.Load() {
 			return !c.killed.Load()
@@ -231,7 +247,17 @@ func (c *conn) flush() bool {
 		return false
 	}
 	c.pending.Store(int64(len(b)))
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	// Moving the deadline costs a timer update: refresh it only when it
+	// fell behind by a quarter of the timeout (at most a second), so a write
+	// always has at least 3/4 of WriteTimeout.
+	slack := min(c.s.cfg.WriteTimeout/4, time.Second)
+	if want := c.now.Add(c.s.cfg.WriteTimeout); c.now.IsZero() || want.Sub(c.writeDeadline) > slack {
+		if c.now.IsZero() {
+			want = time.Now().Add(c.s.cfg.WriteTimeout)
+		}
+		c.writeDeadline = want
+		c.nc.SetWriteDeadline(want)
+	}
 	n, err := c.nc.Write(b)
 	c.s.stats.netOutput.Add(int64(n))
 	c.w.Reset()

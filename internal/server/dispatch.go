@@ -2,7 +2,6 @@ package server
 
 import (
 	"strings"
-	"time"
 )
 
 // Command flags (from Redis's metadata) the dispatcher checks.
@@ -147,7 +146,6 @@ func lookup(args [][]byte) (cmd *command, subUnknown bool) {
 func (c *conn) dispatch(args [][]byte) {
 	mark := c.w.Len()
 	defer c.recoverCommand(mark, args)
-	c.lastAt.Store(time.Now().UnixNano())
 	cmd, subUnknown := lookup(args)
 	c.rejecting = cmd
 	switch {
@@ -188,11 +186,7 @@ func (c *conn) dispatch(args [][]byte) {
 		return
 	}
 	c.lastCmd = cmd.name
-	start := time.Now()
 	cmd.run(c, args)
-	if d := time.Since(start); c.s.cfg.SlowlogSlowerThan >= 0 && d >= c.s.cfg.SlowlogSlowerThan {
-		c.s.slowlog.add(c, args, d)
-	}
 }
 
 // live reports whether a version is available to this command: the batch's

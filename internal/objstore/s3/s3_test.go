@@ -250,3 +250,39 @@ func TestChecksumHeaders(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestOver1000 lists more keys and prefixes than one S3 page holds, with
+// the default page size.
+func TestOver1000(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	s := srv.Store(t, "ds")
+	const n = 1003
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := s.Put(ctx, fmt.Sprintf("versions/v%04d/x", i), strings.NewReader("x"), 1); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	objs, err := s.List(ctx, "versions/")
+	if err != nil || len(objs) != n {
+		t.Fatalf("List = %d objects, %v; want %d", len(objs), err, n)
+	}
+	prefixes, err := s.ListPrefixes(ctx, "versions/")
+	if err != nil || len(prefixes) != n || prefixes[0] != "v0000" || prefixes[n-1] != fmt.Sprintf("v%04d", n-1) {
+		t.Fatalf("ListPrefixes = %d, %v", len(prefixes), err)
+	}
+}

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"flag"
 	"strings"
 	"testing"
 
@@ -68,5 +69,18 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := remote.Open(ctx, "ftp://x/y", remote.Options{}); err == nil {
 		t.Fatal("ftp accepted")
+	}
+}
+
+func TestAddFlags(t *testing.T) {
+	var o remote.Options
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	o.AddFlags(fs)
+	err := fs.Parse([]string{"--s3-endpoint", "http://127.0.0.1:9000", "--s3-path-style", "--s3-region", "eu-west-3", "--s3-max-attempts", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.S3.Endpoint != "http://127.0.0.1:9000" || !o.S3.PathStyle || o.S3.Region != "eu-west-3" || o.S3.MaxAttempts != 3 || o.S3.SDKChecksums {
+		t.Fatalf("options = %+v", o.S3)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,13 @@ type stagedFile struct {
 	f         *os.File // open while parts are missing
 	j         *journal
 	remaining atomic.Int64 // parts not yet on disk
+
+	// hashq takes the file once it is complete, to be verified while other
+	// files still download. The hasher sets verr and hashed; they are read
+	// after the hashers are done.
+	hashq  chan<- *stagedFile
+	hashed bool
+	verr   error
 }
 
 // part is one ranged read.
@@ -93,16 +101,39 @@ func allocated(path string, size int64) int64 {
 }
 
 // download brings every file of t into staging/<v>/, resuming what an earlier
-// pass left. It returns the bytes fetched.
-func (s *Syncer) download(ctx context.Context, t *target) (err error) {
+// pass left, and hashes each file as soon as it is complete (verify reports
+// the results). live is the version live now ("" if none).
+func (s *Syncer) download(ctx context.Context, t *target, live string) (files []*stagedFile, err error) {
 	root, v := s.opts.Root, t.version
 	sdir, jdir := stagingDir(root, v), journalDir(root, v)
 	for _, d := range []string{filepath.Join(root, "staging"), sdir, jdir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return failure(KindInstall, fmt.Errorf("syncer: %w", err))
+			return nil, failure(KindInstall, fmt.Errorf("syncer: %w", err))
 		}
 	}
-	files := make([]*stagedFile, len(t.rel.Files))
+	// Hashers verify complete files while the rest download: the pass then
+	// ends soon after the last byte arrives instead of re-reading everything.
+	hashq := make(chan *stagedFile, len(t.rel.Files))
+	hctx := ctx // ctx is replaced below, for the download workers
+	var hwg sync.WaitGroup
+	for range min(s.opts.Concurrency, runtime.GOMAXPROCS(0), len(t.rel.Files)) {
+		hwg.Add(1)
+		go func() {
+			defer hwg.Done()
+			buf := make([]byte, 1<<20)
+			for sf := range hashq {
+				if hctx.Err() == nil {
+					sf.verr = verifyFile(sf.path, sf.rf, buf)
+					sf.hashed = true
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(hashq)
+		hwg.Wait()
+	}()
+	files = make([]*stagedFile, len(t.rel.Files))
 	listed := make(map[string]bool, len(t.rel.Files))
 	for i, rf := range t.rel.Files {
 		sum, _ := hex.DecodeString(rf.SHA256) // validated by release.Parse
@@ -112,16 +143,17 @@ func (s *Syncer) download(ctx context.Context, t *target) (err error) {
 			path:  filepath.Join(sdir, filepath.FromSlash(rf.Path)),
 			jpath: filepath.Join(jdir, filepath.FromSlash(rf.Path)),
 			hdr:   journalHeader{Size: rf.Size, PartSize: s.opts.PartSize},
+			hashq: hashq,
 		}
 		copy(sf.hdr.SHA256[:], sum)
 		files[i] = sf
 		listed[rf.Path] = true
 	}
 	if err := removeUnlisted(sdir, listed); err != nil {
-		return failure(KindInstall, err)
+		return nil, failure(KindInstall, err)
 	}
 	if err := removeUnlisted(jdir, listed); err != nil {
-		return failure(KindInstall, err)
+		return nil, failure(KindInstall, err)
 	}
 
 	// Free space: what is still to be written, plus the margin.
@@ -131,12 +163,23 @@ func (s *Syncer) download(ctx context.Context, t *target) (err error) {
 	}
 	free, err := diskFree(root)
 	if err != nil {
-		return failure(KindInstall, err)
+		return nil, failure(KindInstall, err)
 	}
 	s.stats.FreeBytes.Store(free)
 	need := t.rel.TotalSize() - staged + s.opts.MinFreeBytes
 	if free < need {
-		return failure(KindNoSpace, fmt.Errorf("%w on %s for version %s: need %d bytes (%d to download + %d reserve), %d free",
+		// Retire now what the install would retire anyway.
+		s.log.Info("short of space: deleting the versions this install retires", zap.Int64("need", need), zap.Int64("free", free))
+		if err := s.gc(v, live, live); err != nil {
+			s.log.Warn("gc before download", zap.Error(err))
+		}
+		if free, err = diskFree(root); err != nil {
+			return nil, failure(KindInstall, err)
+		}
+		s.stats.FreeBytes.Store(free)
+	}
+	if free < need {
+		return nil, failure(KindNoSpace, fmt.Errorf("%w on %s for version %s: need %d bytes (%d to download + %d reserve), %d free",
 			ErrNoSpace, root, v, need, t.rel.TotalSize()-staged, s.opts.MinFreeBytes, free))
 	}
 
@@ -156,7 +199,7 @@ func (s *Syncer) download(ctx context.Context, t *target) (err error) {
 	for _, sf := range files {
 		ps, err := s.prepare(sf, dirs)
 		if err != nil {
-			return failure(KindInstall, err)
+			return nil, failure(KindInstall, err)
 		}
 		for _, p := range ps {
 			total += p.len
@@ -168,19 +211,19 @@ func (s *Syncer) download(ctx context.Context, t *target) (err error) {
 	// record can claim their data.
 	for d := range dirs {
 		if err := store.SyncDir(d); err != nil {
-			return failure(KindInstall, err)
+			return nil, failure(KindInstall, err)
 		}
 	}
 	resumed -= total
 	if len(parts) == 0 {
-		return nil
+		return files, nil
 	}
 	s.log.Info("downloading", zap.String(keyVersion, v), zap.Int("files", len(files)), zap.Int("parts", len(parts)),
 		zap.Int64("bytes", total), zap.Int64("already_staged", resumed), zap.Int64("free_bytes", free))
 	start := time.Now()
 	defer func() { s.stats.DownloadNanos.Add(int64(time.Since(start))) }()
 
-	ctx, cancel := context.WithCancelCause(ctx)
+	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan part)
 	var wg sync.WaitGroup
@@ -191,7 +234,7 @@ func (s *Syncer) download(ctx context.Context, t *target) (err error) {
 			defer wg.Done()
 			buf := make([]byte, readChunk)
 			for p := range work {
-				if err := s.fetchWithRetry(ctx, p, buf, lim); err != nil {
+				if err := s.fetchWithRetry(wctx, p, buf, lim); err != nil {
 					cancel(err)
 					return
 				}
@@ -202,21 +245,21 @@ feed:
 	for _, p := range parts {
 		select {
 		case work <- p:
-		case <-ctx.Done():
+		case <-wctx.Done():
 			break feed
 		}
 	}
 	close(work)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err := context.Cause(wctx); err != nil {
 		if errors.Is(err, objstore.ErrNotExist) {
-			return failure(KindMissing, err)
+			return nil, failure(KindMissing, err)
 		}
-		return failure(KindDownload, err)
+		return nil, failure(KindDownload, err)
 	}
 	s.log.Info("downloaded", zap.String(keyVersion, v), zap.Int64("bytes", total), zap.Duration("took", time.Since(start)),
 		zap.Float64("mb_per_s", float64(total)/1e6/max(time.Since(start).Seconds(), 1e-9)))
-	return nil
+	return files, nil
 }
 
 // prepare opens sf for download: it resumes its journal if one matches,
@@ -229,7 +272,8 @@ func (s *Syncer) prepare(sf *stagedFile, dirs map[string]bool) ([]part, error) {
 		return nil, err
 	}
 	if done == nil {
-		return nil, nil // complete
+		sf.hashq <- sf // complete: verify it
+		return nil, nil
 	}
 	var ps []part
 	for i, ok := range done {
@@ -333,6 +377,7 @@ func (s *Syncer) finishFile(sf *stagedFile) error {
 	if err := os.Remove(sf.jpath); err != nil {
 		return fmt.Errorf("syncer: %w", err)
 	}
+	sf.hashq <- sf // never blocks: room for every file
 	return nil
 }
 
@@ -436,53 +481,39 @@ func removeUnlisted(dir string, listed map[string]bool) error {
 	})
 }
 
-// verify checks every staged file's size and SHA-256 against the release.
-// A file that does not match is deleted (it will be downloaded again) and
-// the error names every such file.
-func (s *Syncer) verify(ctx context.Context, t *target) error {
-	sdir := stagingDir(s.opts.Root, t.version)
-	errs := make([]error, len(t.rel.Files))
-	next := atomic.Int64{}
-	var wg sync.WaitGroup
-	for range min(s.opts.Concurrency, len(t.rel.Files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(t.rel.Files) || ctx.Err() != nil {
-					return
-				}
-				errs[i] = s.verifyFile(filepath.Join(sdir, filepath.FromSlash(t.rel.Files[i].Path)), t.rel.Files[i], buf)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// verify reports the files whose size or SHA-256 differ from the release
+// (hashing any the download did not), deletes them (they will be
+// downloaded again) and returns an error naming each.
+func (s *Syncer) verify(ctx context.Context, t *target, files []*stagedFile) error {
+	start := time.Now()
+	buf := make([]byte, 1<<20)
 	var bad []error
-	for i, err := range errs {
-		if err == nil {
+	for _, sf := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !sf.hashed {
+			sf.verr, sf.hashed = verifyFile(sf.path, sf.rf, buf), true
+		}
+		if sf.verr == nil {
 			s.stats.FilesVerified.Add(1)
 			continue
 		}
-		bad = append(bad, err)
-		p := filepath.Join(sdir, filepath.FromSlash(t.rel.Files[i].Path))
-		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			bad = append(bad, rerr)
+		bad = append(bad, sf.verr)
+		if err := os.Remove(sf.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			bad = append(bad, err)
 		}
 		s.log.Error("staged file failed verification: deleted", zap.String(keyVersion, t.version),
-			zap.String(keyFile, t.rel.Files[i].Path), zap.Error(err))
+			zap.String(keyFile, sf.rf.Path), zap.Error(sf.verr))
 	}
 	if len(bad) > 0 {
 		return failure(KindChecksum, fmt.Errorf("%w: version %s: %w", ErrVerify, t.version, errors.Join(bad...)))
 	}
+	s.log.Info("verified", zap.String(keyVersion, t.version), zap.Int("files", len(files)), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
-func (s *Syncer) verifyFile(p string, rf release.File, buf []byte) error {
+func verifyFile(p string, rf release.File, buf []byte) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rf.Path, err)

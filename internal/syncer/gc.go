@@ -55,9 +55,13 @@ func heldOpen(versionDir string) (bool, error) {
 	return false, nil
 }
 
-// gc deletes installed versions beyond the Keep newest, never the live one,
-// the previous one (when Keep allows two), or one the server holds open.
-func (s *Syncer) gc(m *manifest.Manifest) error {
+// gc deletes installed versions beyond the Keep newest, never live, nor
+// previous (when Keep allows two), nor one the server holds open. Before a
+// download that lacks space it runs with the target as live, as it will be
+// once installed, so that the version the install would retire anyway makes
+// room for the new one; the version live during the download is passed in
+// also, which keeps it whatever Keep says.
+func (s *Syncer) gc(live, previous string, also ...string) error {
 	vdir := filepath.Join(s.opts.Root, manifest.VersionsDir)
 	ents, err := os.ReadDir(vdir)
 	if err != nil {
@@ -72,9 +76,14 @@ func (s *Syncer) gc(m *manifest.Manifest) error {
 			names = append(names, e.Name())
 		}
 	}
-	keep := map[string]bool{m.Version: true}
-	if s.opts.Keep >= 2 && m.Previous != "" {
-		keep[m.Previous] = true
+	keep := map[string]bool{live: true}
+	if s.opts.Keep >= 2 && previous != "" {
+		keep[previous] = true
+	}
+	for _, v := range also {
+		if v != "" {
+			keep[v] = true
+		}
 	}
 	// Newest first: version names sort in time order.
 	slices.Sort(names)

@@ -124,7 +124,7 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	// GC runs after failed passes too: old versions must not fill the disk
 	// while a new one keeps failing.
 	if m, merr := manifest.Read(s.opts.Root); merr == nil && ctx.Err() == nil {
-		if gerr := s.gc(m); gerr != nil {
+		if gerr := s.gc(m.Version, m.Previous); gerr != nil {
 			s.stats.fail(gerr)
 			s.log.Error("gc failed", zap.Error(gerr))
 		}
@@ -187,10 +187,11 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 
 	s.log.Info("new target version", zap.String(keyVersion, v),
 		zap.Int("files", len(t.rel.Files)), zap.Int64("bytes", t.rel.TotalSize()))
-	if err := s.download(ctx, t); err != nil {
+	files, err := s.download(ctx, t, res.Previous)
+	if err != nil {
 		return res, err
 	}
-	if err := s.verify(ctx, t); err != nil {
+	if err := s.verify(ctx, t, files); err != nil {
 		return res, err
 	}
 	if err := checkMeta(stagingDir(s.opts.Root, v), t.rel); err != nil {

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -411,12 +412,14 @@ func TestResumeAfterInterruption(t *testing.T) {
 	checkInstalled(t, root, v1)
 }
 
-func TestNoSpace(t *testing.T) {
+// mountTmpfs mounts a tmpfs of size bytes on a fresh directory for the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Getuid() != 0 {
-		t.Fatal("TestNoSpace mounts a tmpfs and must run as root (CI does)")
+		t.Fatalf("%s mounts a tmpfs and must run as root (CI does)", t.Name())
 	}
 	root := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", root).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", root).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -424,6 +427,11 @@ func TestNoSpace(t *testing.T) {
 			t.Errorf("umount: %v: %s", err, out)
 		}
 	})
+	return root
+}
+
+func TestNoSpace(t *testing.T) {
+	root := mountTmpfs(t, "2m")
 	src := t.TempDir()
 	v1 := publishVersion(t, src, "v1", 10, 100)
 	s := newTestSyncer(t, src, root, nil)
@@ -455,6 +463,42 @@ func TestNoSpace(t *testing.T) {
 	s2 := newTestSyncer(t, src2, root, func(o *Options) { o.MinFreeBytes = 4 << 20 })
 	if _, err := s2.SyncOnce(context.Background()); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "reserve") {
 		t.Fatalf("reserve: %v", err)
+	}
+}
+
+// TestNoSpacePrunesRetired: short of space, the syncer first deletes the
+// version the install would retire anyway (keep 2: the live one stays as
+// previous), and never the live one, even with keep 1.
+func TestNoSpacePrunesRetired(t *testing.T) {
+	for _, keep := range []int{2, 1} {
+		t.Run(fmt.Sprintf("keep %d", keep), func(t *testing.T) {
+			root := mountTmpfs(t, "4m")
+			src := t.TempDir()
+			s := newTestSyncer(t, src, root, func(o *Options) { o.Keep = 2 })
+			for _, v := range []string{"v1", "v2"} { // 1.5 MB each
+				publishVersion(t, src, v, 150, 10000)
+				if _, err := s.SyncOnce(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := versionsOnDisk(t, root); !slices.Equal(got, []string{"v1", "v2"}) {
+				t.Fatalf("before: %v", got)
+			}
+			v3 := publishVersion(t, src, "v3", 150, 10000)
+			s = newTestSyncer(t, src, root, func(o *Options) { o.Keep = keep })
+			res, err := s.SyncOnce(context.Background())
+			if err != nil || res.Action != ActionInstalled {
+				t.Fatalf("%+v %v", res, err)
+			}
+			want := []string{"v2", "v3"}
+			if keep == 1 {
+				want = []string{"v3"} // v2 went after the install, not before
+			}
+			if got := versionsOnDisk(t, root); !slices.Equal(got, want) {
+				t.Fatalf("after: %v, want %v", got, want)
+			}
+			checkInstalled(t, root, v3)
+		})
 	}
 }
 

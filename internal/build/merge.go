@@ -255,6 +255,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 	// source position is only needed for a duplicate's message: for a
 	// memory run it is decoded then, from the held entry.
 	var bufKey, bufVal []byte
+	var heldOrder uint64
 	var heldEntry *entry
 	var heldBatch *batch
 	hold := func(it iterator) {
@@ -269,6 +270,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 			heldBatch, heldEntry = nil, nil
 			heldFile, heldLine = it.src()
 		}
+		heldOrder = it.order()
 		held = true
 	}
 	heldSrc := func() (uint32, int64) {
@@ -287,7 +289,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 		switch {
 		case !held:
 			hold(it)
-		case !bytes.Equal(k, heldKey):
+		case it.order() != heldOrder || !bytes.Equal(k, heldKey):
 			if err := write(); err != nil {
 				return st, err
 			}

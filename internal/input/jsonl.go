@@ -136,14 +136,6 @@ const (
 	seenHashB64
 )
 
-var fieldNames = []struct {
-	name string
-	bit  fieldSet
-}{
-	{"key", seenKey}, {"key_b64", seenKeyB64}, {"value", seenValue},
-	{"value_b64", seenValueB64}, {"hash", seenHash}, {"hash_b64", seenHashB64},
-}
-
 // Parse parses line into r.
 func (p *Parser) Parse(line []byte, r *Record) error {
 	p.line, p.pos = line, 0
@@ -173,10 +165,19 @@ func (p *Parser) Parse(line []byte, r *Record) error {
 			}
 			p.ws()
 			var bit fieldSet
-			for _, f := range fieldNames {
-				if string(name) == f.name {
-					bit = f.bit
-				}
+			switch string(name) {
+			case "key":
+				bit = seenKey
+			case "key_b64":
+				bit = seenKeyB64
+			case "value":
+				bit = seenValue
+			case "value_b64":
+				bit = seenValueB64
+			case "hash":
+				bit = seenHash
+			case "hash_b64":
+				bit = seenHashB64
 			}
 			if bit == 0 {
 				return fmt.Errorf("unknown field %s (want key or key_b64, and one of value, value_b64, hash, hash_b64)", strconv.Quote(string(name)))
@@ -557,7 +558,12 @@ func (p *Parser) decodeB64(s span, what string) (span, error) {
 
 // fieldNameWhat names a hash field name in errors, without building strings
 // on the hot path.
-var fieldNameWhat = map[bool]string{false: "hash field name", true: "hash_b64 field name"}
+func fieldNameWhat(b64 bool) string {
+	if b64 {
+		return "hash_b64 field name"
+	}
+	return "hash field name"
+}
 
 // hash parses an object of field → string or number (b64: both base64).
 func (p *Parser) hash(what string, b64 bool) error {
@@ -574,12 +580,12 @@ func (p *Parser) hash(what string, b64 bool) error {
 		if p.peek() != '"' {
 			return p.errExpected("a hash field name in double quotes")
 		}
-		name, err := p.str(fieldNameWhat[b64])
+		name, err := p.str(fieldNameWhat(b64))
 		if err != nil {
 			return err
 		}
 		if b64 {
-			name, err = p.decodeB64(name, fieldNameWhat[b64])
+			name, err = p.decodeB64(name, fieldNameWhat(b64))
 		} else if !utf8.Valid(p.bytes(name)) {
 			err = fmt.Errorf("%s field name holds invalid UTF-8; send raw bytes base64-encoded in hash_b64", what)
 		}

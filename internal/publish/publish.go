@@ -82,6 +82,10 @@ type Result struct {
 	Uploaded, Resumed int
 	// UploadedBytes is the size of the files uploaded now.
 	UploadedBytes int64
+	// Removed counts stale objects under the version that an earlier,
+	// interrupted publish of a different build had left and that the
+	// release does not list.
+	Removed int
 }
 
 type localFile struct {
@@ -96,7 +100,9 @@ type localFile struct {
 // version. Publishing a version that is already complete is refused
 // (ErrExists). A publish that died half-way is completed by running it
 // again: objects already uploaded with the right size and SHA-256 (read
-// back and hashed) are kept, others uploaded again.
+// back and hashed) are kept, others uploaded again, and objects the release
+// will not list are removed. Before the release is written, a listing
+// checks that every file is in the store with its size.
 func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) (*Result, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
@@ -180,6 +186,21 @@ func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) 
 	got, err := listMap(ctx, dst, prefix)
 	if err != nil {
 		return nil, err
+	}
+	// Objects an earlier, different build left under this (incomplete, so
+	// unused) version are not in the release: remove them, so the prefix
+	// holds exactly the release's files.
+	listed := make(map[string]bool, len(files))
+	for _, f := range files {
+		listed[f.rel] = true
+	}
+	for rel := range got {
+		if !listed[rel] {
+			if err := dst.Delete(ctx, prefix+rel); err != nil {
+				return nil, fmt.Errorf("publish: remove stale object: %w", err)
+			}
+			res.Removed++
+		}
 	}
 	for _, f := range files {
 		o, ok := got[f.rel]

@@ -264,9 +264,18 @@ func TestResume(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// A table an earlier build of the same version name left behind.
+		stale := publish.VersionPrefix("v2") + "db/999999.sst"
+		if err := st.Put(ctx, stale, strings.NewReader("old"), 3); err != nil {
+			t.Fatal(err)
+		}
+
 		res, err := publish.Publish(ctx, dir, st, publish.Options{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := st.Stat(ctx, stale); !errors.Is(err, objstore.ErrNotExist) || res.Removed != 1 {
+			t.Errorf("stale object: removed %d, Stat = %v", res.Removed, err)
 		}
 		if res.Resumed != 1 || res.Uploaded != len(want)-1 {
 			t.Errorf("resumed %d, uploaded %d; want 1 and %d", res.Resumed, res.Uploaded, len(want)-1)

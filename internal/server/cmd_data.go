@@ -24,7 +24,7 @@ func parseInt(b []byte) (int64, bool) { return resp.ParseInt(b) }
 // missing key; on a storage error the error reply is written and ok is
 // false. The caller closes closer when found.
 func (c *conn) lookupKey(key []byte) (v store.Value, closer io.Closer, found, ok bool) {
-	v, closer, err := c.v.DB.Get(key)
+	v, closer, err := c.get(key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			c.s.stats.keyspaceMisses.Add(1)
@@ -62,7 +62,7 @@ func cmdGet(c *conn, args [][]byte) {
 func cmdMGet(c *conn, args [][]byte) {
 	c.w.Array(len(args) - 1)
 	for _, k := range args[1:] {
-		v, cl, err := c.v.DB.Get(k)
+		v, cl, err := c.get(k)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				c.logger().Error("storage read failed", zap.Error(err))
@@ -84,7 +84,7 @@ func cmdMGet(c *conn, args [][]byte) {
 func cmdExists(c *conn, args [][]byte) {
 	var n int64
 	for _, k := range args[1:] {
-		ok, err := c.v.DB.Has(k)
+		ok, err := c.has(k)
 		if err != nil {
 			c.storeError(err)
 			return
@@ -111,7 +111,7 @@ func cmdType(c *conn, args [][]byte) {
 
 // cmdTTL is TTL, PTTL, EXPIRETIME and PEXPIRETIME: keys never expire.
 func cmdTTL(c *conn, args [][]byte) {
-	ok, err := c.v.DB.Has(args[1])
+	ok, err := c.has(args[1])
 	if err != nil {
 		c.storeError(err)
 		return
@@ -692,7 +692,7 @@ func cmdHScan(c *conn, args [][]byte) {
 
 // otherType writes WRONGTYPE and returns false when key exists.
 func (c *conn) otherTypeMissing(key []byte) bool {
-	has, err := c.v.DB.Has(key)
+	has, err := c.has(key)
 	if err != nil {
 		c.storeError(err)
 		return false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/batchkv/batchkv/internal/resp"
 	"github.com/batchkv/batchkv/internal/swap"
+	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
 
@@ -40,6 +41,10 @@ type conn struct {
 	// now is the clock read last in the running batch; writeDeadline the
 	// write deadline set on nc.
 	now, writeDeadline time.Time
+	// it is the batch's Pebble iterator for point lookups (see get);
+	// keyBuf the encoded key buffer it seeks with.
+	it     *pebble.Iterator
+	keyBuf []byte
 	// rejecting is the command dispatch is checking (for EXEC's abort).
 	rejecting *command
 
@@ -228,6 +233,7 @@ func (c *conn) runBatch() bool {
 }
 
 func (c *conn) releaseVersion() {
+	c.closeIter()
 	if c.v != nil {
 		c.v.Release()
 		c.v = nil

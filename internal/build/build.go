@@ -246,7 +246,9 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 	}
 	// The budget is the process's too: tell the garbage collector, so that it
 	// collects harder instead of letting the heap double past it.
-	prev := debug.SetMemoryLimit(opts.Memory / 8 * 7)
+	// (Not below 64 MiB: the runtime alone needs some, and a limit it cannot
+	// meet makes the collector run without pause.)
+	prev := debug.SetMemoryLimit(max(opts.Memory/8*7, 64<<20))
 	defer debug.SetMemoryLimit(prev)
 
 	log := opts.Logger

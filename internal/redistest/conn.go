@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strconv"
 	"time"
@@ -201,7 +202,32 @@ func (c *Conn) readValue(depth int) error {
 	}
 	t, rest := l[0], string(l[1:])
 	switch t {
-	case '+', '-', ':', ',', '(', '#', '_':
+	case '+', '-':
+		return nil
+	case ':':
+		if _, err := strconv.ParseInt(rest, 10, 64); err != nil {
+			return fmt.Errorf("%w: integer %q", ErrProtocol, rest)
+		}
+		return nil
+	case '(':
+		if _, ok := new(big.Int).SetString(rest, 10); !ok {
+			return fmt.Errorf("%w: big number %q", ErrProtocol, rest)
+		}
+		return nil
+	case ',':
+		if rest == "" {
+			return fmt.Errorf("%w: empty double", ErrProtocol)
+		}
+		return nil
+	case '#':
+		if rest != "t" && rest != "f" {
+			return fmt.Errorf("%w: boolean %q", ErrProtocol, rest)
+		}
+		return nil
+	case '_':
+		if rest != "" {
+			return fmt.Errorf("%w: null %q", ErrProtocol, rest)
+		}
 		return nil
 	case '$', '!', '=':
 		if t == '$' && rest == "?" {

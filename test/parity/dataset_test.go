@@ -41,6 +41,7 @@ type model struct {
 	strs    [][]byte
 	hashes  [][]byte
 	big     [][]byte // big hashes
+	special [][]byte // the fixed edge cases: empty, binary, 1 MiB, listpack limits
 	entries []store.Entry
 }
 
@@ -131,6 +132,7 @@ func genModel(seed uint64, n int) *model {
 	hash([]byte("hash:field65"), [][2][]byte{{bytes.Repeat([]byte{'k'}, 65), []byte("v")}, {[]byte("a"), []byte("b")}})
 	hash([]byte("hash:bin"), [][2][]byte{{[]byte(""), []byte("")}, {[]byte("\x00"), []byte("\r\n")}, {all256[:64], all256[192:]}})
 	hash([]byte("hash:one"), [][2][]byte{{[]byte("f"), []byte("v")}})
+	m.special = slices.Clone(m.all)
 
 	for len(m.all) < n {
 		i := len(m.all)

@@ -66,6 +66,8 @@ func (g *gen) name(n string) []byte {
 // key returns a key: mostly existing, sometimes missing or odd.
 func (g *gen) key() []byte {
 	switch k := g.r.IntN(100); {
+	case k < 3:
+		return g.m.special[g.r.IntN(len(g.m.special))]
 	case k < 70:
 		return g.m.all[g.r.IntN(len(g.m.all))]
 	case k < 80:
@@ -612,6 +614,7 @@ func (g *gen) multi() []*command {
 	}
 	out = append(out, g.cmd("MULTI"))
 	var queued []*command
+	inTx := true
 	for i := 0; i < g.r.IntN(8); i++ {
 		var c *command
 		switch k := g.r.IntN(30); {
@@ -623,6 +626,8 @@ func (g *gen) multi() []*command {
 			c = g.write()
 		case k == 3:
 			c = g.unknown()
+		case k == 4:
+			c = g.cmd("RESET") // ends the transaction: EXEC then fails
 		default:
 			c = g.next()
 			// Not queued: connection state (HELLO, AUTH), replies too big to
@@ -635,7 +640,12 @@ func (g *gen) multi() []*command {
 			}
 		}
 		out = append(out, c)
-		if !isTxControl(c) {
+		switch name := strings.ToUpper(string(c.args[0])); {
+		case name == "RESET":
+			inTx, queued = false, nil
+		case name == "MULTI" && !inTx:
+			inTx = true
+		case inTx && !isTxControl(c):
 			queued = append(queued, c)
 		}
 	}
@@ -651,7 +661,7 @@ func (g *gen) multi() []*command {
 // being queued.
 func isTxControl(c *command) bool {
 	switch strings.ToUpper(string(c.args[0])) {
-	case "MULTI", "EXEC", "DISCARD", "WATCH", "QUIT", "RESET":
+	case "MULTI", "EXEC", "DISCARD", "WATCH", "QUIT", "RESET": // (RESET: discards)
 		return true
 	}
 	return false

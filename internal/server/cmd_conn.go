@@ -319,13 +319,11 @@ func cmdClientList(c *conn, args [][]byte) {
 func (o *conn) info(b []byte, self *conn) []byte {
 	now := time.Now()
 	o.mu.Lock()
-	name, lib, ver, cmd := o.name, o.libName, o.libVer, o.lastCmd
+	name, lib, ver := o.name, o.libName, o.libVer
 	o.mu.Unlock()
-	if o == self {
-		cmd = self.lastCmd
-	}
-	if cmd == "" {
-		cmd = "NULL"
+	cmd := "NULL"
+	if lc := o.lastCmd.Load(); lc != nil {
+		cmd = lc.name
 	}
 	flags := "N"
 	multi := -1
@@ -496,7 +494,7 @@ func cmdExec(c *conn, _ [][]byte) {
 			c.errorReply("LOADING Redis is loading the dataset in memory")
 			continue
 		}
-		c.lastCmd = cmd.name
+		c.lastCmd.Store(cmd)
 		cmd.run(c, args)
 	}
 }

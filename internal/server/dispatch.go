@@ -185,7 +185,7 @@ func (c *conn) dispatch(args [][]byte) {
 		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
 		return
 	}
-	c.lastCmd = cmd.name
+	c.lastCmd.Store(cmd)
 	cmd.run(c, args)
 }
 

@@ -59,6 +59,9 @@ var parityCases = [][]string{
 	{"CONFIG GET maxclients", "CONFIG GET proto-max-bulk-len", "CONFIG GET nosuch", "CONFIG GET", "CONFIG FOO", "CONFIG SET x y", "CONFIG REWRITE", "CONFIG SET", "CONFIG GET maxclient?", "CONFIG GET MAXCLIENTS"},
 	{"SLOWLOG HELP", "SLOWLOG FOO", "SLOWLOG GET x", "SLOWLOG"},
 	{"FOO", "FOO a b", "foo 'a b' c", "GETT s", "info x y z blah"},
+	{"FOO " + strings.Repeat("x", 200) + " y", "FOO " + strings.Repeat("a", 60) + " " + strings.Repeat("b", 60) + " " + strings.Repeat("c", 60) + " d",
+		"FOO a\x00b c", "fo\x00o x", "FOO a\r\nb", "CLIENT fo\x00o", "CLIENT " + strings.Repeat("z", 200), strings.Repeat("Q", 200),
+		"GET bin\x00\xff", "hGeT h f1", "MGET bin\x00\xff s", "GET " + strings.Repeat("k", 100000)},
 	// Transactions.
 	{"MULTI", "GET s", "HGET h f1", "EXEC"},
 	{"MULTI", "GET s", "SET s x", "EXEC"},

@@ -636,3 +636,44 @@ func TestConfigValidate(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// CLIENT LIST and CLIENT KILL run while other connections are busy.
+func TestClientListConcurrent(t *testing.T) {
+	ts := startServer(t, Config{}, testData)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			br := bufio.NewReader(nc)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc.Write([]byte("GET s\r\nCLIENT SETNAME n\r\nHGETALL h\r\n"))
+				for j := 0; j < 3; j++ {
+					if _, err := readReply(br); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	c := dial(t, ts.addr)
+	for i := 0; i < 50; i++ {
+		if got := c.do("CLIENT LIST"); !strings.Contains(got, "id=") {
+			t.Fatalf("CLIENT LIST = %q", got)
+		}
+		c.do("INFO")
+	}
+	close(stop)
+	wg.Wait()
+}

@@ -60,7 +60,7 @@ type conn struct {
 	libVer  string
 	proto   atomic.Int32
 	lastCmd atomic.Pointer[command] // read by CLIENT LIST of other clients
-	lastAt  atomic.Int64 // unix nanos of the last command
+	lastAt  atomic.Int64            // unix nanos of the last command
 	killed  atomic.Bool
 	// pending is the size of the output buffer, published for tests and
 	// CLIENT LIST (omem).

@@ -75,4 +75,3 @@ func (c *conn) closeIter() {
 		c.it = nil
 	}
 }
-

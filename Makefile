@@ -7,7 +7,9 @@ export CGO_ENABLED ?= 0
 # Fuzz targets run briefly by `make test` (FUZZTIME each) and longer by `make fuzz`.
 FUZZ_TARGETS := \
 	./internal/release:FuzzParse \
-	./internal/manifest:FuzzParse
+	./internal/manifest:FuzzParse \
+	./internal/remote:FuzzParse \
+	./internal/publish:FuzzParsePointer
 FUZZTIME ?= 5s
 
 .PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean
@@ -51,7 +53,7 @@ lint:
 
 # Test tools that are built from source once and cached in ./.tools.
 tools:
-	@if [ -x scripts/tools.sh ]; then scripts/tools.sh; fi
+	scripts/tools.sh
 
 run: build
 	scripts/run-demo.sh

@@ -163,6 +163,10 @@ func (s *Store) ReadRange(ctx context.Context, key string, offset, length int64)
 		f.Close()
 		return nil, fmt.Errorf("%s: stat %s: %w", s, key, err)
 	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %s: %w", s, key, objstore.ErrNotExist)
+	}
 	if offset < 0 || offset > fi.Size() {
 		f.Close()
 		return nil, fmt.Errorf("%s: read %s: offset %d outside 0..%d", s, key, offset, fi.Size())

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/s3test"
 	"github.com/batchkv/batchkv/internal/store"
@@ -50,7 +53,7 @@ func BenchmarkS3Download(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		root := filepath.Join(b.TempDir(), strconv.Itoa(i))
-		s, err := New(Options{Source: srv.Store(b, "ds"), Root: root})
+		s, err := New(Options{Source: srv.Store(b, "ds"), Root: root, Logger: benchLogger(b)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,4 +130,12 @@ func writeSyntheticVersion(b testing.TB, dir, v string, size int64, files int) {
 	if err := os.WriteFile(filepath.Join(vdir, release.FileName), rb, 0o644); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// benchLogger logs to the benchmark's output with $BATCHKV_SYNCER_BENCH_LOG set.
+func benchLogger(b *testing.B) *zap.Logger {
+	if os.Getenv("BATCHKV_SYNCER_BENCH_LOG") == "" {
+		return zap.NewNop()
+	}
+	return zaptest.NewLogger(b)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/cli"
-	s3store "github.com/batchkv/batchkv/internal/objstore/s3"
 	"github.com/batchkv/batchkv/internal/remote"
 )
 
@@ -26,7 +25,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		source, root, logLevel, logFormat string
 		once                              bool
 		opts                              Options
-		s3o                               s3store.Options
+		ro                                remote.Options
 	)
 	partSize, bandwidth, minFree := byteSize(DefaultPartSize), byteSize(0), byteSize(DefaultMinFreeBytes)
 	fs.StringVar(&source, "source", "", "dataset to follow: s3://bucket/prefix/dataset or file:///path/dataset")
@@ -38,9 +37,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	fs.Var(&partSize, "part-size", "bytes per ranged read, and the unit of resume (suffixes K, M, G: KiB, MiB, GiB)")
 	fs.Var(&bandwidth, "bandwidth", "download limit in bytes per second, shared by all parts (0: unlimited; suffixes K, M, G)")
 	fs.Var(&minFree, "min-free-bytes", "free space to leave on the root filesystem after a download (suffixes K, M, G)")
-	fs.StringVar(&s3o.Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2)")
-	fs.BoolVar(&s3o.PathStyle, "s3-path-style", false, "use path-style S3 addressing (most S3-compatible stores need it)")
-	fs.StringVar(&s3o.Region, "s3-region", "", "S3 region (default: from the AWS environment)")
+	ro.AddFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
 	rest, err := cli.Parse(fs, args, lookup)
@@ -72,7 +69,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	if _, err := remote.Parse(source); err != nil {
 		return cli.UsageError("--source: %v", err)
 	}
-	opts.Source, err = remote.Open(ctx, source, remote.Options{S3: s3o})
+	opts.Source, err = remote.Open(ctx, source, ro)
 	if err != nil {
 		return err
 	}

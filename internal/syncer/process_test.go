@@ -3,6 +3,7 @@ package syncer
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/publish"
+	"github.com/batchkv/batchkv/internal/s3test"
 )
 
 // buildSyncer builds cmd/syncer once per test binary run; TestMain removes it.
@@ -97,14 +100,29 @@ func mustHex(t *testing.T, s string) []byte {
 
 // TestCrashResume SIGKILLs a real syncer process mid-download and restarts
 // it: the second run fetches exactly what the first had not made durable,
-// and installs a correct version.
+// and installs a correct version; from a directory and from a real S3 server.
 func TestCrashResume(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		src := t.TempDir()
+		p := publishVersion(t, src, "20261122T000000Z", 2000, 10000) // ~20 MB
+		crashResume(t, p, "file://"+src)
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t) // its AWS_* credentials reach the child
+		p := publishVersion(t, t.TempDir(), "20261122T000000Z", 2000, 10000)
+		if _, err := publish.Publish(context.Background(), p.build, srv.Store(t, "ds"), publish.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		crashResume(t, p, srv.URL("ds"), "--s3-endpoint", srv.Endpoint, "--s3-path-style")
+	})
+}
+
+func crashResume(t *testing.T, p *published, source string, extra ...string) {
 	bin := syncerBinary(t)
-	src, root := t.TempDir(), t.TempDir()
-	p := publishVersion(t, src, "20261122T000000Z", 2000, 10000) // ~20 MB
+	root := t.TempDir()
 	total := p.rel.TotalSize()
 	const partSize = 1 << 20
-	args := []string{"--once", "--source", "file://" + src, "--root", root, "--part-size", "1M", "--concurrency", "4", "--min-free-bytes", "0"}
+	args := append([]string{"--once", "--source", source, "--root", root, "--part-size", "1M", "--concurrency", "4", "--min-free-bytes", "0"}, extra...)
 
 	var log1 bytes.Buffer
 	cmd := exec.Command(bin, append(args, "--bandwidth", "5M")...)

@@ -505,7 +505,11 @@ func (c *conn) infoSection(b []byte, sec string) []byte {
 			b = kv(b, "strings", "0")
 			b = kv(b, "hashes", "0")
 		}
-		b = kv(b, "loaded_at", c.loadedAt())
+		if !st.LoadedAt.IsZero() {
+			b = kv(b, "loaded_at", st.LoadedAt.UTC().Format(time.RFC3339))
+		} else {
+			b = kv(b, "loaded_at", c.loadedAt())
+		}
 		b = kv(b, "swaps", itoa(st.Swaps))
 		b = kv(b, "swap_failures", itoa(st.SwapFailures))
 		b = kv(b, "previous_version", st.PreviousVersion)

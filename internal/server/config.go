@@ -68,9 +68,15 @@ type Config struct {
 
 // SwapStats is what the swapper reports for INFO.
 type SwapStats struct {
-	Swaps           int64
-	SwapFailures    int64
+	// Swaps counts versions made live after the first; SwapFailures the
+	// versions that failed to open or validate.
+	Swaps        int64
+	SwapFailures int64
+	// PreviousVersion names the version live before the current one.
 	PreviousVersion string
+	// LoadedAt is when the live version went live (zero: unknown; INFO then
+	// reports when this server first saw it live).
+	LoadedAt time.Time
 }
 
 // Defaults.

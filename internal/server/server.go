@@ -50,7 +50,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   bool
-	wg        sync.WaitGroup // one per connection goroutine
+	// inShutdown mirrors closing for readers that must not take mu.
+	inShutdown atomic.Bool
+	wg         sync.WaitGroup // one per connection goroutine
 
 	slowlog slowlog
 
@@ -175,11 +177,10 @@ func errTemporary(err error) error {
 
 var errNever = errors.New("never")
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+// isClosing reports whether Shutdown or Close began. It takes no lock:
+// connections call it while holding their own mutex, and Shutdown holds s.mu
+// while taking theirs.
+func (s *Server) isClosing() bool { return s.inShutdown.Load() }
 
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
@@ -197,6 +198,7 @@ func (s *Server) removeConn(c *conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	s.inShutdown.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -223,6 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closing = true
+	s.inShutdown.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}

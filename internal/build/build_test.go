@@ -400,3 +400,31 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestManyTables cuts every partition into many small sstables: they must
+// ingest side by side (non-overlapping) and read back like one.
+func TestManyTables(t *testing.T) {
+	dir := t.TempDir()
+	const n = 20000
+	if _, err := gen.Generate(context.Background(), gen.Options{Dir: filepath.Join(dir, "gen"), Keys: n, Seed: 11, Parts: 2}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "v")
+	if _, err := Build(context.Background(), Options{Inputs: []string{filepath.Join(dir, "gen")}, Out: out, Version: "v", TableBytes: 64 << 10, Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(out, store.DBDir, "*.sst"))
+	if len(tables) < 20 {
+		t.Fatalf("%d tables, want many", len(tables))
+	}
+	db := openDB(t, out)
+	for i := range int64(n) {
+		r := gen.RecordAt(11, i)
+		if got, want := get(t, db, []byte(r.Key)), genWant(r); got != want {
+			t.Fatalf("key %s = %q, want %q", r.Key, got, want)
+		}
+	}
+	if keys := bytes.Count(dump(t, db), []byte("\n")); keys != n {
+		t.Fatalf("scan finds %d keys, want %d", keys, n)
+	}
+}

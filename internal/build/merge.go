@@ -170,7 +170,8 @@ func quoteKey(k []byte) string {
 	return strconv.Quote(string(k))
 }
 
-// mergePartition merges partition p of every run into sstables in dir.
+// mergePartition merges partition p of every run into sstables in the
+// tables directory, cutting a new table after TableBytes.
 func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error) {
 	var st partStats
 	h := make(mergeHeap, 0, len(bl.runs))

@@ -294,7 +294,7 @@ func cmdClientList(c *conn, args [][]byte) {
 			ids = map[int64]bool{}
 			for i++; i < len(args); i++ {
 				id, ok := parseInt(args[i])
-				if !ok || id <= 0 {
+				if !ok {
 					c.errorReply("ERR Invalid client ID")
 					return
 				}

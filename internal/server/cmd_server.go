@@ -303,6 +303,10 @@ func (l *slowlog) add(c *conn, args [][]byte, d time.Duration) {
 
 func cmdSlowlogGet(c *conn, args [][]byte) {
 	count := int64(10)
+	if len(args) > 3 {
+		c.errorReply("ERR unknown subcommand or wrong number of arguments for '" + cString(args[1]) + "'. Try SLOWLOG HELP.")
+		return
+	}
 	if len(args) == 3 {
 		n, ok := parseInt(args[2])
 		if !ok || n < -1 {

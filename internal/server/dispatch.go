@@ -135,9 +135,12 @@ func lookup(args [][]byte) (cmd *command, subUnknown bool) {
 		return cmd, true
 	}
 	sc := cmd.subs[string(sub)]
-	if sc == nil || sc.run == nil && sc.flags&flagWrite == 0 {
+	if sc == nil {
 		return cmd, true
 	}
+	// A subcommand Redis has but we do not serve (CLIENT PAUSE, COMMAND
+	// GETKEYS...) is still checked for arity first, then refused in
+	// dispatch as an unknown subcommand.
 	return sc, false
 }
 

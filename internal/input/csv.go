@@ -19,10 +19,13 @@ type csvReader struct {
 	key     []byte
 	value   []byte
 	started bool
+	max     int64 // longest record accepted, in bytes
+	line    int64 // the line of the last record read
 }
 
 func newCSVReader(f File, r io.Reader, closer io.Closer, opts Options) *csvReader {
-	cr := csv.NewReader(r)
+	c := &csvReader{f: f, closer: closer, max: int64(opts.maxLine())}
+	cr := csv.NewReader(&boundedReader{r: r, c: c})
 	if f.Format == FormatTSV {
 		cr.Comma = '\t'
 	}
@@ -32,7 +35,27 @@ func newCSVReader(f File, r io.Reader, closer io.Closer, opts Options) *csvReade
 	if h == "" {
 		h = HeaderAuto
 	}
-	return &csvReader{f: f, cr: cr, closer: closer, header: h}
+	c.cr, c.header = cr, h
+	return c
+}
+
+// boundedReader stops encoding/csv, which holds a whole record in memory,
+// from reading without limit when a record never ends (an unterminated
+// quote in a large file would otherwise read the rest of the file into one
+// field).
+type boundedReader struct {
+	r         io.Reader
+	c         *csvReader
+	delivered int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.delivered-b.c.cr.InputOffset() > b.c.max {
+		return 0, &Error{File: b.c.f, Line: b.c.line + 1, Msg: fmt.Sprintf("record longer than %d bytes (an unterminated quote?)", b.c.max)}
+	}
+	n, err := b.r.Read(p)
+	b.delivered += int64(n)
+	return n, err
 }
 
 // NewCSVParser returns a reader of CSV (tsv false) or TSV text from r, for
@@ -69,6 +92,7 @@ func (c *csvReader) Next(r *Record) error {
 			return &Error{File: c.f, Msg: err.Error()}
 		}
 		line, _ := c.cr.FieldPos(0)
+		c.line = int64(line)
 		first := !c.started
 		c.started = true
 		if first && (c.header == HeaderYes || (c.header == HeaderAuto && len(row) == 2 && row[0] == "key" && row[1] == "value")) {

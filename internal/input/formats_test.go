@@ -75,8 +75,6 @@ func snappyFramed(t *testing.T, b []byte) []byte {
 }
 
 func TestCompressedJSONL(t *testing.T) {
-	big := strings.Repeat(`{"key":"k","value":"v"}`+"\n", 1)
-	_ = big
 	tests := []struct {
 		name   string
 		data   []byte
@@ -220,8 +218,19 @@ func TestCSVErrors(t *testing.T) {
 	}
 }
 
-// writeParquet writes rows of the given schema; each row is built by fn from
-// the column indexes.
+func TestCSVRecordTooLong(t *testing.T) {
+	data := "k1,v1\nk2,\"never closed " + strings.Repeat("x", 100000) + "\n"
+	p := writeFile(t, t.TempDir(), "long.csv", []byte(data))
+	_, _, err := readAll(t, p, FormatAuto, Options{MaxLine: 10000})
+	if err == nil || !strings.Contains(err.Error(), p+":2: record longer than 10000 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _, err := readAll(t, p, FormatAuto, Options{MaxLine: 200000}); err == nil || !strings.Contains(err.Error(), "extraneous or missing \" in quoted-field") {
+		t.Fatalf("within the bound: %q %v", got, err)
+	}
+}
+
+// writeParquet writes rows of the given schema with Spark's default codec.
 func writeParquet(t *testing.T, path string, schema *parquet.Schema, rows []parquet.Row) {
 	t.Helper()
 	f, err := os.Create(path)

@@ -70,16 +70,16 @@ func ParseCSVHeader(s string) (CSVHeader, error) {
 	return "", fmt.Errorf("input: unknown csv header mode %q (want auto, yes or no)", s)
 }
 
-// DefaultMaxLine bounds one JSON Lines line: Redis's proto-max-bulk-len, the
-// largest value redis-server accepts.
+// DefaultMaxLine bounds one JSON Lines line or CSV/TSV record: Redis's
+// proto-max-bulk-len, the largest value redis-server accepts.
 const DefaultMaxLine = 512 << 20
 
 // Options configure the readers. The zero value is usable.
 type Options struct {
 	// CSVHeader: default HeaderAuto.
 	CSVHeader CSVHeader
-	// MaxLine is the longest JSON Lines line accepted, in bytes
-	// (default DefaultMaxLine).
+	// MaxLine is the longest JSON Lines line or CSV/TSV record accepted, in
+	// bytes (default DefaultMaxLine).
 	MaxLine int
 }
 

@@ -330,6 +330,12 @@ func (p *pair) session(t testing.TB, seed uint64, s int, res *result, deadline t
 			for i := 0; i < 1+g.r.IntN(100); i++ {
 				cmds = append(cmds, g.next())
 			}
+		case k == 94:
+			// Megabytes of replies in one pipeline: output buffering.
+			mode, pipelined = "pipeline", true
+			for i := 0; i < 10+g.r.IntN(20); i++ {
+				cmds = append(cmds, g.cmd("GET", []byte(g.pick("big:1MiB", "big:307200", "big:65536", "big:1024"))))
+			}
 		case k < 95:
 			mode = "multi"
 			cmds = g.multi()
@@ -497,4 +503,5 @@ func TestParity(t *testing.T) {
 	})
 	t.Run("scan", func(t *testing.T) { testFullScans(t, p) })
 	t.Run("protocol", func(t *testing.T) { testProtocolErrors(t, p) })
+	t.Run("fragmented", func(t *testing.T) { testFragmented(t, p, seed) })
 }

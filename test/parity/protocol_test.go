@@ -2,6 +2,7 @@ package parity
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -95,4 +96,70 @@ func testProtocolErrors(t *testing.T, p *pair) {
 		}
 	}
 	t.Logf("protocol cases compared: %d", len(protocolCases))
+}
+
+// testFragmented sends a pipeline cut into tiny writes at every possible
+// boundary (inside lengths, CRLFs and binary values) to both servers: the
+// replies must be the same as for the whole pipeline.
+func testFragmented(t *testing.T, p *pair, seed uint64) {
+	g := newGen(seed, p.m, p.writes, p.known)
+	var cmds []*command
+	for len(cmds) < 200 {
+		c := g.next()
+		if c.check == exact { // byte-comparable replies only
+			cmds = append(cmds, c)
+		}
+	}
+	var raw []byte
+	for _, c := range cmds {
+		raw = redistest.AppendCommand(raw, c.args...)
+	}
+	raw = append(raw, "PING\r\nECHO \"in\\x00line\"\r\n"...) // and two inline commands
+	run := func(addr string) ([][]byte, error) {
+		c, err := redistest.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		r := rand.New(rand.NewPCG(seed, 1))
+		for off := 0; off < len(raw); {
+			n := min(1+r.IntN(7), len(raw)-off)
+			if err := c.Send(raw[off : off+n]); err != nil {
+				return nil, err
+			}
+			off += n
+			if r.IntN(8) == 0 {
+				time.Sleep(50 * time.Microsecond) // let the server read a fragment
+			}
+		}
+		var out [][]byte
+		for range len(cmds) + 2 {
+			b, err := c.ReadReply()
+			if err != nil {
+				return out, err
+			}
+			out = append(out, b)
+		}
+		return out, nil
+	}
+	ref, err := run(p.ref)
+	if err != nil {
+		t.Fatalf("reference: %v", err)
+	}
+	tgt, err := run(p.tgt)
+	if err != nil {
+		t.Errorf("target: %v after %d replies", err, len(tgt))
+	}
+	for i := range min(len(ref), len(tgt)) {
+		if !bytes.Equal(ref[i], tgt[i]) {
+			name := "inline"
+			if i < len(cmds) {
+				name = showArgs(cmds[i].args)
+			}
+			t.Errorf("fragmented pipeline, reply %d (%s):\n  redis:  %s\n  target: %s", i, name,
+				redistest.Escape(ref[i]), redistest.Escape(tgt[i]))
+			return
+		}
+	}
+	t.Logf("fragmented pipeline: %d bytes in 1-7 byte writes, %d replies compared", len(raw), len(ref))
 }

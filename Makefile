@@ -9,7 +9,8 @@ FUZZ_TARGETS := \
 	./internal/release:FuzzParse \
 	./internal/manifest:FuzzParse \
 	./internal/remote:FuzzParse \
-	./internal/publish:FuzzParsePointer
+	./internal/publish:FuzzParsePointer \
+	./internal/redistest:FuzzReadReply
 FUZZTIME ?= 5s
 
 .PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean

@@ -71,7 +71,7 @@ func cmdReset(c *conn, _ [][]byte) {
 
 func (c *conn) discard() {
 	c.multi, c.multiErr = false, false
-	c.queue = nil
+	c.queue, c.queued = nil, 0
 	c.watching, c.watched = false, nil
 }
 

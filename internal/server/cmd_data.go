@@ -620,12 +620,12 @@ func cmdHRandfield(c *conn, args [][]byte) {
 		// Negative count: -l picks, repeats allowed. Bounded by the output
 		// limit as any reply.
 		n := -l
-		if limit := c.s.cfg.OutputBufferLimit; n > limit {
-			c.errorReply("ERR reply would exceed the client output buffer limit")
-			return
-		}
-		writeN(int(n))
+		mark := c.w.Len()
+		writeN(int(min(n, 1<<62)))
 		for i := int64(0); i < n; i++ {
+			if i%1024 == 0 && c.overOutputLimit(mark) {
+				return
+			}
 			writeOne(es[rand.IntN(len(es))])
 		}
 		return
@@ -758,4 +758,19 @@ func cmdZMScore(c *conn, args [][]byte) {
 			c.w.Null()
 		}
 	}
+}
+
+// overOutputLimit checks, while a command builds a long reply, that the
+// pending output stays within the hard limit; beyond it the reply is
+// dropped and the client disconnected (as Redis's client-output-buffer-limit
+// does), before the reply can grow memory further.
+func (c *conn) overOutputLimit(mark int) bool {
+	if int64(c.w.Len()) <= c.s.cfg.OutputBufferLimit {
+		return false
+	}
+	c.logger().Warn("closing client over the output buffer limit",
+		zap.Int("pending", c.w.Len()), zap.Int64("limit", c.s.cfg.OutputBufferLimit))
+	c.w.Truncate(mark)
+	c.killed.Store(true)
+	return true
 }

@@ -34,6 +34,7 @@ type conn struct {
 	multi    bool
 	multiErr bool
 	queue    [][][]byte // owned copies of the commands queued by MULTI
+	queued   int64      // their size, counted against the query buffer limit
 	watching bool
 	watched  *swap.Version // the live version when WATCH ran
 	quit     bool          // close after writing the replies

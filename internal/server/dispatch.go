@@ -2,6 +2,8 @@ package server
 
 import (
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // Command flags (from Redis's metadata) the dispatcher checks.
@@ -178,6 +180,17 @@ func (c *conn) dispatch(args [][]byte) {
 		switch cmd.name {
 		case "exec", "discard", "multi", "watch", "quit", "reset":
 		default:
+			// Queued commands count against the query buffer limit, as
+			// Redis counts the MULTI state (they are requests not yet run).
+			for _, a := range args {
+				c.queued += int64(len(a)) + 16
+			}
+			if c.queued > c.s.cfg.ClientQueryBufferLimit {
+				c.logger().Warn("closing client whose MULTI queue reached the query buffer limit",
+					zap.Int64("limit", c.s.cfg.ClientQueryBufferLimit))
+				c.killed.Store(true)
+				return
+			}
 			c.queue = append(c.queue, copyArgs(args))
 			c.w.Simple("QUEUED")
 			return

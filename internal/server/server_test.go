@@ -677,3 +677,27 @@ func TestClientListConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestHRandfieldOutputLimit(t *testing.T) {
+	ts := startServer(t, Config{OutputBufferLimit: 1 << 20, OutputFlushSize: 64 << 10}, testData)
+	got := exchange(t, ts.addr, []byte("PING\r\nHRANDFIELD h -100000000 WITHVALUES\r\n"), 0, true)
+	if string(got) != "+PONG\r\n<EOF>" && string(got) != "<EOF>" {
+		t.Fatalf("got %q", got[:min(len(got), 100)])
+	}
+}
+
+func TestMultiQueueLimit(t *testing.T) {
+	ts := startServer(t, Config{ClientQueryBufferLimit: 1 << 20}, testData)
+	c := dial(t, ts.addr)
+	c.do("MULTI")
+	arg := strings.Repeat("a", 64<<10)
+	var err error
+	for i := 0; i < 40 && err == nil; i++ {
+		c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+		c.nc.Write(cmdBytes("ECHO", arg))
+		_, err = readReply(c.br)
+	}
+	if err == nil {
+		t.Fatal("client queueing past the query buffer limit still connected")
+	}
+}

@@ -428,3 +428,29 @@ func TestManyTables(t *testing.T) {
 		t.Fatalf("scan finds %d keys, want %d", keys, n)
 	}
 }
+
+// TestParquetDuplicateNamesRows: positions in Parquet inputs are rows.
+func TestParquetDuplicateNamesRows(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		if _, err := gen.Generate(context.Background(), gen.Options{Dir: filepath.Join(dir, d), Keys: 3, Seed: 1, Format: gen.FormatParquet}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Build(context.Background(), Options{Inputs: []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}, Out: filepath.Join(dir, "v"), Version: "v"})
+	var de *DuplicateError
+	if !errors.As(err, &de) {
+		t.Fatalf("err = %v", err)
+	}
+	row := -1
+	for i := range int64(3) {
+		if gen.RecordAt(1, i).Key == string(de.Key) {
+			row = int(i) + 1
+		}
+	}
+	pa := filepath.Join(dir, "a", "part-00000.snappy.parquet")
+	pb := filepath.Join(dir, "b", "part-00000.snappy.parquet")
+	if de.First != fmt.Sprintf("%s: row %d", pa, row) || de.Second != fmt.Sprintf("%s: row %d", pb, row) {
+		t.Fatalf("positions %q and %q, want rows %d of %s and %s", de.First, de.Second, row, pa, pb)
+	}
+}

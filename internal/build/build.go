@@ -14,6 +14,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -385,6 +386,14 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 	sortBudget := bl.opts.Memory / 8 * 5
 	workers := min(bl.opts.Workers, len(bl.files))
 	perWorker := sortBudget / int64(workers)
+	// Largest files first, so the workers finish together. The order of
+	// work does not matter for --on-duplicate: records carry their file's
+	// index in input order.
+	order := make([]int, len(bl.files))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(bl.files[b].Size, bl.files[a].Size) })
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	for range workers {
@@ -393,11 +402,11 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 			defer wg.Done()
 			b := newBatch(perWorker)
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bl.files) || ctx.Err() != nil {
+				j := int(next.Add(1) - 1)
+				if j >= len(order) || ctx.Err() != nil {
 					break
 				}
-				if err := bl.parseFile(ctx, i, b); err != nil {
+				if err := bl.parseFile(ctx, order[j], b); err != nil {
 					cancel(err)
 					return
 				}

@@ -176,6 +176,12 @@ func (c *conn) dispatch(args [][]byte) {
 		c.reject("LOADING Redis is loading the dataset in memory")
 		return
 	}
+	if cmd.run == nil {
+		// A subcommand Redis has and we do not serve: refused like an
+		// unknown one (also inside MULTI, where it dooms the transaction).
+		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
+		return
+	}
 	if c.multi {
 		switch cmd.name {
 		case "exec", "discard", "multi", "watch", "quit", "reset":
@@ -195,11 +201,6 @@ func (c *conn) dispatch(args [][]byte) {
 			c.w.Simple("QUEUED")
 			return
 		}
-	}
-	if cmd.run == nil {
-		// A known command without a handler (a subcommand we do not serve).
-		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
-		return
 	}
 	c.lastCmd.Store(cmd)
 	cmd.run(c, args)

@@ -28,7 +28,7 @@ func FuzzDispatch(f *testing.F) {
 		"get\x00s", "hgetall\x00h", "hrandfield\x00h\x00-3\x00withvalues", "scan\x000\x00match\x00*\x00count\x002\x00type\x00hash",
 		"getrange\x00s\x00-1\x00-100", "client\x00kill\x00id\x001", "command\x00docs\x00get", "config\x00get\x00*max*",
 		"hello\x003\x00auth\x00default\x00x\x00setname\x00n", "hscan\x00h\x000\x00match\x00[a-", "keys\x00[^a-\\",
-		"client\x00list\x00id\x001\x002", "slowlog\x00get\x00-1", "info\x00all", "exec", "multi", "watch\x00a",
+		"client\x00list\x00id\x001\x002", "slowlog\x00get\x00-1", "info\x00all", "exec", "multi", "watch\x00a", "client\x00pause\x001", "command\x00getkeys\x00get\x00a",
 	} {
 		f.Add([]byte(seed), uint8(0))
 		f.Add([]byte(seed), uint8(3))

@@ -78,6 +78,7 @@ var parityCases = [][]string{
 	{"WATCH s", "MULTI", "GET s", "EXEC", "UNWATCH", "WATCH", "UNWATCH x"},
 	{"MULTI", "GET nope", "HGETALL h", "MGET s nope", "EXEC"},
 	{"MULTI", "PING", "ECHO x", "DBSIZE", "EXEC"},
+	{"MULTI", "CLIENT NOSUCH", "GET s", "EXEC"},
 	{"HELLO 3", "MULTI", "GET s", "HGETALL h", "EXEC"},
 	// RESP3.
 	{"HELLO 3", "GET nope", "MGET s nope", "HGETALL h", "HGETALL nope", "HMGET h f1 x", "HKEYS h", "HRANDFIELD h 10 WITHVALUES",

@@ -701,3 +701,14 @@ func TestMultiQueueLimit(t *testing.T) {
 		t.Fatal("client queueing past the query buffer limit still connected")
 	}
 }
+
+// Subcommands Redis has but batchkv does not serve are refused, also when
+// queued in MULTI (never run from EXEC).
+func TestUnservedSubcommandInMulti(t *testing.T) {
+	ts := startServer(t, Config{}, testData)
+	got := exchange(t, ts.addr, []byte("MULTI\r\nCLIENT PAUSE 10\r\nGET s\r\nEXEC\r\nCLIENT PAUSE 10\r\n"), 5, false)
+	want := "+OK\r\n-ERR unknown subcommand 'PAUSE'. Try CLIENT HELP.\r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n-ERR unknown subcommand 'PAUSE'. Try CLIENT HELP.\r\n"
+	if string(got) != want {
+		t.Fatalf("got %q", got)
+	}
+}

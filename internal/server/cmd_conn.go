@@ -28,6 +28,7 @@ func handlers() map[string]func(*conn, [][]byte) {
 		"get": cmdGet, "mget": cmdMGet, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
 		"ttl": cmdTTL, "pttl": cmdTTL, "expiretime": cmdTTL, "pexpiretime": cmdTTL,
 		"strlen": cmdStrlen, "getrange": cmdGetrange, "substr": cmdGetrange,
+		"getbit": cmdGetbit, "bitcount": cmdBitcount,
 		"randomkey": cmdRandomkey, "scan": cmdScan, "keys": cmdKeys,
 
 		"hget": cmdHGet, "hmget": cmdHMGet, "hgetall": cmdHGetall, "hkeys": cmdHKeys, "hvals": cmdHVals,

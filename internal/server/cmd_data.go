@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -773,4 +774,120 @@ func (c *conn) overOutputLimit(mark int) bool {
 	c.w.Truncate(mark)
 	c.killed.Store(true)
 	return true
+}
+
+// cmdGetbit is Redis 7.0's getbitCommand: the offset is checked first, then
+// the key (missing: 0).
+func cmdGetbit(c *conn, args [][]byte) {
+	off, ok := parseInt(args[2])
+	if !ok || off < 0 || off>>3 >= c.s.cfg.ProtoMaxBulkLen {
+		c.errorReply("ERR bit offset is not an integer or out of range")
+		return
+	}
+	v, cl, found, ok := c.lookupKey(args[1])
+	if !ok {
+		return
+	}
+	if !found {
+		c.w.Int(0)
+		return
+	}
+	defer cl.Close()
+	if v.Type != store.TypeString {
+		c.errorReply(errWrongType)
+		return
+	}
+	byteIdx, bit := off>>3, 7-uint(off&7)
+	if byteIdx < int64(len(v.Data)) && v.Data[byteIdx]&(1<<bit) != 0 {
+		c.w.Int(1)
+	} else {
+		c.w.Int(0)
+	}
+}
+
+// cmdBitcount is Redis 7.0's bitcountCommand (BYTE and BIT ranges).
+func cmdBitcount(c *conn, args [][]byte) {
+	v, cl, found, ok := c.lookupKey(args[1])
+	if !ok {
+		return
+	}
+	if !found {
+		c.w.Int(0)
+		return
+	}
+	defer cl.Close()
+	if v.Type != store.TypeString {
+		c.errorReply(errWrongType)
+		return
+	}
+	p := v.Data
+	var start, end int64
+	var firstMask, lastMask byte
+	switch len(args) {
+	case 4, 5:
+		total := int64(len(p))
+		var ok1, ok2 bool
+		if start, ok1 = parseInt(args[2]); !ok1 {
+			c.errorReply(errNotInt)
+			return
+		}
+		if end, ok2 = parseInt(args[3]); !ok2 {
+			c.errorReply(errNotInt)
+			return
+		}
+		if start < 0 && end < 0 && start > end {
+			c.w.Int(0)
+			return
+		}
+		isBit := false
+		if len(args) == 5 {
+			switch strings.ToLower(string(args[4])) {
+			case "bit":
+				isBit = true
+			case "byte":
+			default:
+				c.errorReply(errSyntax)
+				return
+			}
+		}
+		if isBit {
+			total <<= 3
+		}
+		if start < 0 {
+			start += total
+		}
+		if end < 0 {
+			end += total
+		}
+		start, end = max(start, 0), max(end, 0)
+		if end >= total {
+			end = total - 1
+		}
+		if isBit && start <= end {
+			firstMask = ^byte((1 << (8 - (start & 7))) - 1)
+			lastMask = byte((1 << (7 - (end & 7))) - 1)
+			start >>= 3
+			end >>= 3
+		}
+	case 2:
+		start, end = 0, int64(len(p))-1
+	default:
+		c.errorReply(errSyntax)
+		return
+	}
+	if start > end {
+		c.w.Int(0)
+		return
+	}
+	n := 0
+	for _, b := range p[start : end+1] {
+		n += bits.OnesCount8(b)
+	}
+	if firstMask != 0 {
+		n -= bits.OnesCount8(p[start] & firstMask)
+	}
+	if lastMask != 0 {
+		n -= bits.OnesCount8(p[end] & lastMask)
+	}
+	c.w.Int(int64(n))
 }

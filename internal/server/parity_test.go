@@ -24,6 +24,11 @@ var parityCases = [][]string{
 		"GETRANGE s -100 100", "GETRANGE s 0 0", "GETRANGE nope 0 -1", "GETRANGE h 0 -1", "GETRANGE s x 1", "GETRANGE s 0 y",
 		"GETRANGE empty 0 -1", "GETRANGE empty -1 -1", "GETRANGE s 2", "SUBSTR s 1 3", "SUBSTR nope 0 1", "GETRANGE s 9223372036854775807 -9223372036854775808"},
 	{"DBSIZE"},
+	{"GETBIT s 0", "GETBIT s 1", "GETBIT s 7", "GETBIT s 39", "GETBIT s 40", "GETBIT s 99999", "GETBIT nope 3", "GETBIT h 1", "GETBIT s -1",
+		"GETBIT s x", "GETBIT nope x", "GETBIT s 4294967296", "GETBIT num 2", "GETBIT bin\x00\xff 9"},
+	{"BITCOUNT s", "BITCOUNT nope", "BITCOUNT h", "BITCOUNT s 0 0", "BITCOUNT s 1 -1", "BITCOUNT s -2 -1", "BITCOUNT s -1 -2", "BITCOUNT s 0 -1 BIT",
+		"BITCOUNT s 3 17 BIT", "BITCOUNT s 5 5 bit", "BITCOUNT s -9 -3 BIT", "BITCOUNT s 0 1 byte", "BITCOUNT s 0 1 foo", "BITCOUNT s 0", "BITCOUNT s x 1",
+		"BITCOUNT nope x", "BITCOUNT s 1 y", "BITCOUNT s 0 1 BIT x", "BITCOUNT empty", "BITCOUNT empty 0 -1 BIT", "BITCOUNT long 10 500", "BITCOUNT s 100 200"},
 	// Hashes.
 	{"HGET h f1", "HGET h nope", "HGET nope f", "HGET s f", "HGET h", "HGET h f3"},
 	{"HMGET h f1 nope f2", "HMGET nope a b", "HMGET s a", "HMGET h"},

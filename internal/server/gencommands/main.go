@@ -29,7 +29,7 @@ var supported = []string{
 	"ping", "echo", "quit", "reset", "hello", "auth", "select", "client", "command", "info",
 	"config", "time", "dbsize", "role", "slowlog",
 	"get", "mget", "exists", "type", "ttl", "pttl", "expiretime", "pexpiretime", "strlen",
-	"getrange", "substr", "touch", "randomkey", "scan", "keys",
+	"getrange", "substr", "touch", "randomkey", "scan", "keys", "getbit", "bitcount",
 	"hget", "hmget", "hgetall", "hkeys", "hvals", "hlen", "hexists", "hstrlen", "hrandfield", "hscan",
 	"multi", "exec", "discard", "watch", "unwatch",
 	"readonly", "readwrite", "asking",

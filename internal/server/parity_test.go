@@ -116,7 +116,12 @@ func parityRequest(line string) (req []byte, n int) {
 func TestParityWithRedis(t *testing.T) {
 	ts := startServer(t, Config{}, testData)
 	ref := redisServer(t, testData)
+	// Every session in RESP2, then again after HELLO 3.
+	var sessions [][]string
 	for _, session := range parityCases {
+		sessions = append(sessions, session, append([]string{"HELLO 3"}, session...))
+	}
+	for _, session := range sessions {
 		var req []byte
 		n := 0
 		for _, line := range session {

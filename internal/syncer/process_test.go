@@ -73,7 +73,9 @@ func durableBytes(t *testing.T, root string, p *published, partSize int64) int64
 			copy(h.SHA256[:], mustHex(t, f.SHA256))
 			done, _, err := parseJournal(b, h)
 			if err != nil {
-				t.Fatalf("journal %s: %v", jp, err)
+				// Being created (or, after a kill, cut short before its
+				// header was whole): the syncer starts such a file over.
+				continue
 			}
 			for i, ok := range done {
 				if ok {

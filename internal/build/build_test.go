@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -452,5 +453,60 @@ func TestParquetDuplicateNamesRows(t *testing.T) {
 	pb := filepath.Join(dir, "b", "part-00000.snappy.parquet")
 	if de.First != fmt.Sprintf("%s: row %d", pa, row) || de.Second != fmt.Sprintf("%s: row %d", pb, row) {
 		t.Fatalf("positions %q and %q, want rows %d of %s and %s", de.First, de.Second, row, pa, pb)
+	}
+}
+
+// TestSplitFile parses one large JSON Lines file in many ranges: the result,
+// the order for --on-duplicate and the line numbers in messages are those of
+// reading it whole.
+func TestSplitFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Generate(context.Background(), gen.Options{Dir: filepath.Join(dir, "gen"), Keys: 20000, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "gen", "part-00000.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dupKey := gen.RecordAt(2, 5).Key
+	// The same key again near the end (line 19001) and once more at the end
+	// (line 20002): first keeps line 6, last keeps line 20002.
+	lines := strings.SplitAfter(string(data), "\n")
+	lines = slices.Insert(lines, 19000, `{"key":"`+dupKey+`","value":"middle"}`+"\n")
+	lines = append(lines, "\n", `{"key":"`+dupKey+`","value":"end"}`+"\n")
+	big := write(t, filepath.Join(dir, "big.jsonl"), strings.Join(lines, ""))
+
+	whole := filepath.Join(dir, "whole")
+	if _, err := Build(context.Background(), Options{Inputs: []string{big}, Out: whole, Version: "v", OnDuplicate: DuplicateLast}); err != nil {
+		t.Fatal(err)
+	}
+	split := filepath.Join(dir, "split")
+	if _, err := Build(context.Background(), Options{Inputs: []string{big}, Out: split, Version: "v", OnDuplicate: DuplicateLast, SplitBytes: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := openDB(t, whole), openDB(t, split)
+	if !bytes.Equal(dump(t, a), dump(t, b)) || get(t, b, []byte(dupKey)) != "s:end" {
+		t.Fatalf("split build differs; dup = %q", get(t, b, []byte(dupKey)))
+	}
+	if b.Meta().Inputs[0].Records != 20002 {
+		t.Fatalf("records = %d", b.Meta().Inputs[0].Records)
+	}
+	first := filepath.Join(dir, "first")
+	if _, err := Build(context.Background(), Options{Inputs: []string{big}, Out: first, Version: "v", OnDuplicate: DuplicateFirst, SplitBytes: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := get(t, openDB(t, first), []byte(dupKey)), genWant(gen.RecordAt(2, 5)); got != want {
+		t.Fatalf("first = %q, want %q", got, want)
+	}
+	_, err = Build(context.Background(), Options{Inputs: []string{big}, Out: filepath.Join(dir, "err"), Version: "v", SplitBytes: 64 << 10})
+	var de *DuplicateError
+	if !errors.As(err, &de) || de.First != big+":6" || de.Second != big+":19001" {
+		t.Fatalf("err = %v", err)
+	}
+	// A bad line in a late range is reported at its line in the file.
+	bad := write(t, filepath.Join(dir, "bad.jsonl"), string(data)+`{"key":"x","value":null}`+"\n")
+	_, err = Build(context.Background(), Options{Inputs: []string{bad}, Out: filepath.Join(dir, "err2"), Version: "v", SplitBytes: 64 << 10})
+	if err == nil || !strings.Contains(err.Error(), bad+":20001: value must be a string or a number, got null") {
+		t.Fatalf("err = %v", err)
 	}
 }

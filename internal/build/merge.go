@@ -306,8 +306,8 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 				hf, hl := heldSrc()
 				return st, &DuplicateError{
 					Key:    append([]byte(nil), k[store.PrefixLen:]...),
-					First:  bl.files[hf].Pos(hl),
-					Second: bl.files[f].Pos(l),
+					First:  bl.pos(hf, hl),
+					Second: bl.pos(f, l),
 				}
 			}
 		}

@@ -21,6 +21,9 @@ type jsonlReader struct {
 	line   int64
 	long   []byte // a line longer than the bufio buffer, assembled
 	p      Parser
+	// off is the offset of the next line relative to where reading began;
+	// limit, if positive, ends the input before a line starting at or past it.
+	off, limit int64
 }
 
 func newJSONLReader(f File, r io.Reader, closer io.Closer, opts Options) *jsonlReader {
@@ -51,6 +54,9 @@ func (j *jsonlReader) Next(r *Record) error {
 
 // readLine returns the next line without its newline, or nil at the end.
 func (j *jsonlReader) readLine() ([]byte, error) {
+	if j.limit > 0 && j.off >= j.limit {
+		return nil, nil
+	}
 	b, err := j.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
 		j.long = append(j.long[:0], b...)
@@ -74,6 +80,7 @@ func (j *jsonlReader) readLine() ([]byte, error) {
 		return nil, nil
 	}
 	j.line++
+	j.off += int64(len(b))
 	b = bytes.TrimSuffix(b, []byte{'\n'})
 	if len(b) > j.max {
 		return nil, &Error{File: j.f, Line: j.line, Msg: fmt.Sprintf("line longer than %d bytes", j.max)}

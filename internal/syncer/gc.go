@@ -180,3 +180,29 @@ func (s *Syncer) cleanStaging(keep string) error {
 	}
 	return nil
 }
+
+// lockFile is held (flock) by the syncer for the length of a pass, so that
+// two syncers pointed at one volume by mistake do not write the same
+// staging files and manifest at once.
+const lockFile = ".syncer.lock"
+
+// ErrLocked reports another syncer working on the same root.
+var ErrLocked = errors.New("syncer: another syncer is working on this root")
+
+// lockRoot takes the root's syncer lock without waiting; the returned
+// function releases it.
+func lockRoot(root string) (unlock func(), err error) {
+	p := filepath.Join(root, lockFile)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("syncer: lock %s: %w", p, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s is locked)", ErrLocked, p)
+		}
+		return nil, fmt.Errorf("syncer: lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, nil
+}

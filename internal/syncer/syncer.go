@@ -107,6 +107,13 @@ func (s *Syncer) Run(ctx context.Context) error {
 func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	s.stats.Passes.Add(1)
 	before := s.stats.BytesDownloaded.Load()
+	unlock, err := s.lock()
+	if err != nil {
+		s.stats.fail(err)
+		s.log.Error("sync failed", zap.Stringer(keyKind, KindOf(err)), zap.Error(err))
+		return Result{}, err
+	}
+	defer unlock()
 	res, err := s.pass(ctx)
 	res.Bytes = s.stats.BytesDownloaded.Load() - before
 	switch {
@@ -135,10 +142,19 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	return res, err
 }
 
-func (s *Syncer) pass(ctx context.Context) (Result, error) {
+// lock creates the root if needed and takes its syncer lock.
+func (s *Syncer) lock() (unlock func(), err error) {
 	if err := os.MkdirAll(s.opts.Root, 0o755); err != nil {
-		return Result{}, failure(KindInstall, fmt.Errorf("syncer: root: %w", err))
+		return nil, failure(KindInstall, fmt.Errorf("syncer: root: %w", err))
 	}
+	unlock, err = lockRoot(s.opts.Root)
+	if err != nil {
+		return nil, failure(KindInstall, err)
+	}
+	return unlock, nil
+}
+
+func (s *Syncer) pass(ctx context.Context) (Result, error) {
 	// Trash from an interrupted GC goes whatever the source says.
 	if err := s.cleanStaging(""); err != nil {
 		s.log.Warn("cleaning staging", zap.Error(err))

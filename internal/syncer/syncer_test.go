@@ -529,6 +529,26 @@ func TestStaleStagingCleaned(t *testing.T) {
 	checkInstalled(t, root, v1)
 }
 
+func TestOneSyncerPerRoot(t *testing.T) {
+	src, root := t.TempDir(), t.TempDir()
+	publishVersion(t, src, "v1", 20, 100)
+	unlock, err := lockRoot(root) // another syncer's pass
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSyncer(t, src, root, nil)
+	if _, err := s.SyncOnce(context.Background()); !errors.Is(err, ErrLocked) {
+		t.Fatalf("err = %v, want ErrLocked", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, manifest.FileName)); !os.IsNotExist(err) {
+		t.Fatalf("manifest written under another syncer's lock: %v", err)
+	}
+	unlock()
+	if res, err := s.SyncOnce(context.Background()); err != nil || res.Action != ActionInstalled {
+		t.Fatalf("after unlock: %+v %v", res, err)
+	}
+}
+
 func TestRunPolls(t *testing.T) {
 	src, root := t.TempDir(), t.TempDir()
 	publishVersion(t, src, "v1", 20, 100)

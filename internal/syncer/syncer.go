@@ -231,6 +231,11 @@ func checkMeta(dir string, rel *release.Release) error {
 		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %w", rel.Version, err))
 	}
 	want := rel.Meta
+	if rel.Dataset != "" && m.Name != rel.Dataset {
+		// The manifest will name rel.Dataset, and the server checks it.
+		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s names dataset %q, the release %q",
+			rel.Version, store.MetaFile, m.Name, rel.Dataset))
+	}
 	if m.Version != rel.Version || m.Name != want.Name || m.Keys != want.Keys || m.Strings != want.Strings || m.Hashes != want.Hashes {
 		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s (name %q version %q keys %d) disagrees with the release (name %q version %q keys %d)",
 			rel.Version, store.MetaFile, m.Name, m.Version, m.Keys, want.Name, rel.Version, want.Keys))

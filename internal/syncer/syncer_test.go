@@ -264,6 +264,11 @@ func TestRejectedReleases(t *testing.T) {
 			r.Meta = &m
 			writeRelease(t, src, &r)
 		}, KindMetadata, "disagrees"},
+		{"dataset disagrees", func(t *testing.T, src string, p *published) {
+			r := *p.rel
+			r.Dataset = "other"
+			writeRelease(t, src, &r)
+		}, KindMetadata, `names dataset "testds", the release "other"`},
 		{"size lies", func(t *testing.T, src string, p *published) {
 			r := *p.rel
 			r.Files = slices.Clone(r.Files)

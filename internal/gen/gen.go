@@ -140,6 +140,9 @@ func Generate(ctx context.Context, o Options) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("gen: unknown format %q (want jsonl or parquet)", o.Format)
 	}
+	if err := os.MkdirAll(filepath.Dir(o.Dir), 0o755); err != nil {
+		return nil, fmt.Errorf("gen: %w", err)
+	}
 	if err := os.Mkdir(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("gen: %w", err)
 	}

@@ -38,6 +38,8 @@ func handlers() map[string]func(*conn, [][]byte) {
 		"lrange": cmdLRange, "llen": cmdCountOther, "lindex": cmdLIndex, "smembers": cmdEmptyOther,
 		"scard": cmdCountOther, "sismember": cmdCountOther, "smismember": cmdSMIsmember,
 		"zcard": cmdCountOther, "zscore": cmdNullOther, "zmscore": cmdZMScore, "xlen": cmdCountOther,
+		"sinter": cmdSetAlgebra, "sunion": cmdSetAlgebra, "sdiff": cmdSetAlgebra, "zrank": cmdNullOther, "zrevrank": cmdNullOther,
+		"srandmember": cmdRandMemberOther, "zrandmember": cmdRandMemberOther,
 	}
 }
 

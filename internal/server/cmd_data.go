@@ -563,13 +563,8 @@ func cmdHRandfield(c *conn, args [][]byte) {
 		c.w.Bulk(es[rand.IntN(len(es))].f)
 		return
 	}
-	l, ok := parseInt(args[2])
+	l, ok := c.parseRandCount(args[2])
 	if !ok {
-		c.errorReply(errNotInt)
-		return
-	}
-	if l < -(1<<63 - 1) {
-		c.errorReply("ERR value is out of range, must be positive")
 		return
 	}
 	withValues := false
@@ -890,4 +885,49 @@ func cmdBitcount(c *conn, args [][]byte) {
 		n -= bits.OnesCount8(p[end] & lastMask)
 	}
 	c.w.Int(int64(n))
+}
+
+// cmdSetAlgebra is SINTER, SUNION and SDIFF: every existing key is of the
+// wrong type; with all keys missing the result is the empty set.
+func cmdSetAlgebra(c *conn, args [][]byte) {
+	for _, k := range args[1:] {
+		if !c.otherTypeMissing(k) {
+			return
+		}
+	}
+	c.w.Set(0)
+}
+
+// cmdRandMemberOther is SRANDMEMBER and ZRANDMEMBER on keys that are never
+// sets or sorted sets: the count is checked first, as Redis does.
+func cmdRandMemberOther(c *conn, args [][]byte) {
+	if len(args) == 2 {
+		cmdNullOther(c, args)
+		return
+	}
+	if _, ok := c.parseRandCount(args[2]); !ok {
+		return
+	}
+	if len(args) > 4 || len(args) == 4 && !strings.EqualFold(string(args[3]), "withscores") {
+		c.errorReply(errSyntax)
+		return
+	}
+	if c.otherTypeMissing(args[1]) {
+		c.w.Array(0)
+	}
+}
+
+// parseRandCount parses the count of HRANDFIELD, SRANDMEMBER and
+// ZRANDMEMBER as Redis's getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX).
+func (c *conn) parseRandCount(b []byte) (int64, bool) {
+	n, ok := parseInt(b)
+	if !ok {
+		c.errorReply(errNotInt)
+		return 0, false
+	}
+	if n < -(1<<63 - 1) {
+		c.errorReply("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+		return 0, false
+	}
+	return n, true
 }

@@ -38,7 +38,8 @@ var parityCases = [][]string{
 	{"HSTRLEN h f1", "HSTRLEN h nope", "HSTRLEN nope f", "HSTRLEN s f", "HSTRLEN h f3"},
 	{"HRANDFIELD nope", "HRANDFIELD s", "HRANDFIELD nope 3", "HRANDFIELD h 0", "HRANDFIELD h 10", "HRANDFIELD h 3 WITHVALUES",
 		"HRANDFIELD h 10 withvalues", "HRANDFIELD h x", "HRANDFIELD h 1 foo", "HRANDFIELD h 1 withvalues x", "HRANDFIELD s 3",
-		"HRANDFIELD nope -5 WITHVALUES", "HRANDFIELD h 9223372036854775807 WITHVALUES"},
+		"HRANDFIELD nope -5 WITHVALUES", "HRANDFIELD h 9223372036854775807 WITHVALUES",
+		"HRANDFIELD h -9223372036854775808", "HRANDFIELD nope -9223372036854775807 WITHVALUES", "ZRANDMEMBER nope -9223372036854775808"},
 	{"HSCAN h 0", "HSCAN h 0 MATCH f*", "HSCAN h 0 MATCH x*", "HSCAN h 0 COUNT 1", "HSCAN nope 0", "HSCAN s 0", "HSCAN h x",
 		"HSCAN h 0 COUNT 0", "HSCAN h 0 COUNT x", "HSCAN h 0 TYPE string", "HSCAN h 0 NOVALUES", "HSCAN h -1", "HSCAN h 0 MATCH"},
 	// Keyspace scans (whole-keyspace order differs from Redis's; filters
@@ -48,6 +49,10 @@ var parityCases = [][]string{
 	// Other types on our data.
 	{"LRANGE s 0 -1", "LRANGE nope 0 -1", "LRANGE s x 1", "LLEN nope", "LLEN h", "LINDEX nope 0", "LINDEX s 0", "LINDEX nope x",
 		"SMEMBERS nope", "SMEMBERS s", "SCARD nope", "SISMEMBER nope a", "SISMEMBER h a", "SMISMEMBER nope a b", "SMISMEMBER s a",
+		"SRANDMEMBER nope", "SRANDMEMBER s", "SRANDMEMBER nope 3", "SRANDMEMBER nope x", "SRANDMEMBER s 2", "SRANDMEMBER nope -3", "SRANDMEMBER nope 1 2",
+		"SRANDMEMBER nope -9223372036854775808", "SINTER nope", "SINTER nope s", "SINTER s nope", "SUNION nope nope2", "SUNION nope h", "SDIFF nope", "SDIFF h nope",
+		"ZRANK nope a", "ZRANK s a", "ZREVRANK nope a", "ZREVRANK h a", "ZRANDMEMBER nope", "ZRANDMEMBER s", "ZRANDMEMBER nope 2", "ZRANDMEMBER nope 2 WITHSCORES",
+		"ZRANDMEMBER nope 2 foo", "ZRANDMEMBER nope x", "ZRANDMEMBER s 2 withscores", "ZRANDMEMBER nope 1 withscores x",
 		"ZCARD nope", "ZCARD s", "ZSCORE nope a", "ZSCORE h a", "ZMSCORE nope a b", "XLEN nope", "XLEN s"},
 	// Writes: READONLY after the existence and arity checks.
 	{"SET s x", "SET s", "DEL s", "DEL", "HSET h f v", "HSET h f", "INCR num", "EXPIRE s 10", "FLUSHDB", "FLUSHALL",

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		db.Close()
 		os.Exit(0)
 	}
+	if root := os.Getenv(watchEnv); root != "" {
+		os.Exit(serveWatcher(root))
+	}
 	code := m.Run()
 	if bin, err := buildSyncer(); err == nil {
 		os.RemoveAll(filepath.Dir(bin))

@@ -75,6 +75,9 @@ func New() *Tool {
 	t.Register(inspectCommand())
 	t.Register(getCommand())
 	t.Register(genCommand())
+	t.Register(publishCommand())
+	t.Register(versionsCommand())
+	t.Register(pinCommand())
 	t.Register(&Command{
 		Name: "version", Synopsis: "batchkv version", Summary: "print the tool's version",
 		Run: runVersion,

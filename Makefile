@@ -10,7 +10,9 @@ FUZZ_TARGETS := \
 	./internal/manifest:FuzzParse \
 	./internal/remote:FuzzParse \
 	./internal/publish:FuzzParsePointer \
-	./internal/redistest:FuzzReadReply
+	./internal/redistest:FuzzReadReply \
+	./internal/input:FuzzParseJSONL \
+	./internal/input:FuzzCSV
 FUZZTIME ?= 5s
 
 .PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean

@@ -12,7 +12,12 @@ FUZZ_TARGETS := \
 	./internal/publish:FuzzParsePointer \
 	./internal/redistest:FuzzReadReply \
 	./internal/input:FuzzParseJSONL \
-	./internal/input:FuzzCSV
+	./internal/input:FuzzCSV \
+	./internal/resp:FuzzReader \
+	./internal/resp:FuzzReaderRoundTrip \
+	./internal/resp:FuzzSplitArgs \
+	./internal/server:FuzzDispatch \
+	./internal/syncer:FuzzParseJournal
 FUZZTIME ?= 5s
 
 .PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean

@@ -39,6 +39,10 @@ func handlers() map[string]func(*conn, [][]byte) {
 		"scard": cmdCountOther, "sismember": cmdCountOther, "smismember": cmdSMIsmember,
 		"zcard": cmdCountOther, "zscore": cmdNullOther, "zmscore": cmdZMScore, "xlen": cmdCountOther,
 		"sinter": cmdSetAlgebra, "sunion": cmdSetAlgebra, "sdiff": cmdSetAlgebra, "zrank": cmdNullOther, "zrevrank": cmdNullOther,
+		"zrange": zrangeHandler(zrangeAuto, false), "zrevrange": zrangeHandler(zrangeRank, true),
+		"zrangebyscore": zrangeHandler(zrangeScore, false), "zrevrangebyscore": zrangeHandler(zrangeScore, true),
+		"zrangebylex": zrangeHandler(zrangeLex, false), "zrevrangebylex": zrangeHandler(zrangeLex, true),
+		"zcount": cmdZCount, "zlexcount": cmdZLexCount,
 		"srandmember": cmdRandMemberOther, "zrandmember": cmdRandMemberOther,
 	}
 }

@@ -34,7 +34,7 @@ var supported = []string{
 	"multi", "exec", "discard", "watch", "unwatch",
 	"readonly", "readwrite", "asking",
 	"lrange", "llen", "lindex", "smembers", "scard", "sismember", "smismember",
-	"zcard", "zscore", "zmscore", "xlen", "srandmember", "sinter", "sunion", "sdiff", "zrank", "zrevrank", "zrandmember",
+	"zcard", "zscore", "zmscore", "xlen", "srandmember", "sinter", "sunion", "sdiff", "zrank", "zrevrank", "zrandmember", "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrangebylex", "zcount", "zlexcount",
 }
 
 func main() {

@@ -179,6 +179,10 @@ func (c *conn) dispatch(args [][]byte) {
 	if cmd.run == nil {
 		// A subcommand Redis has and we do not serve: refused like an
 		// unknown one (also inside MULTI, where it dooms the transaction).
+		if len(args) < 2 {
+			c.reject(unknownCommand(args))
+			return
+		}
 		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
 		return
 	}

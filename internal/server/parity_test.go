@@ -45,7 +45,7 @@ var parityCases = [][]string{
 	// Keyspace scans (whole-keyspace order differs from Redis's; filters
 	// that match one key do not).
 	{"KEYS s", "KEYS nope*", "KEYS user:1?", "KEYS h[2]", "KEYS", "SCAN x", "SCAN 1x", "SCAN 99999999999999999999", "SCAN -", "SCAN 0 COUNT 0", "SCAN 0 COUNT x", "SCAN 0 FOO bar", "SCAN 0 MATCH"},
-	{"SCAN 0 MATCH s COUNT 1000", "SCAN 0 TYPE hash MATCH h2 COUNT 1000", "SCAN 0 MATCH nothing* COUNT 1000"},
+	{"SCAN 0 MATCH s COUNT 1000", "SCAN 0 TYPE nosuch COUNT 1000", "SCAN 0 TYPE STRING MATCH s COUNT 1000", "SCAN 0 TYPE list COUNT 1000", "SCAN 0 MATCH h? TYPE hash COUNT 1000 COUNT 2000", "SCAN 0 TYPE hash MATCH h2 COUNT 1000", "SCAN 0 MATCH nothing* COUNT 1000"},
 	// Other types on our data.
 	{"LRANGE s 0 -1", "LRANGE nope 0 -1", "LRANGE s x 1", "LLEN nope", "LLEN h", "LINDEX nope 0", "LINDEX s 0", "LINDEX nope x",
 		"SMEMBERS nope", "SMEMBERS s", "SCARD nope", "SISMEMBER nope a", "SISMEMBER h a", "SMISMEMBER nope a b", "SMISMEMBER s a",

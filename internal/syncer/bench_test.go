@@ -32,6 +32,7 @@ import (
 // Size: $BATCHKV_SYNCER_BENCH_BYTES (default 256 MiB) in 8 files. With
 // $BATCHKV_S5CMD naming an s5cmd binary, it also times `s5cmd cp` of the
 // same objects from the same server, for comparison.
+// $BATCHKV_SYNCER_BENCH_CONCURRENCY and _PART_SIZE override the options.
 func BenchmarkS3Download(b *testing.B) {
 	size := int64(256 << 20)
 	if v := os.Getenv("BATCHKV_SYNCER_BENCH_BYTES"); v != "" {
@@ -53,7 +54,8 @@ func BenchmarkS3Download(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		root := filepath.Join(b.TempDir(), strconv.Itoa(i))
-		s, err := New(Options{Source: srv.Store(b, "ds"), Root: root, Logger: benchLogger(b)})
+		s, err := New(Options{Source: srv.Store(b, "ds"), Root: root, Logger: benchLogger(b),
+			Concurrency: envInt(b, "BATCHKV_SYNCER_BENCH_CONCURRENCY"), PartSize: int64(envInt(b, "BATCHKV_SYNCER_BENCH_PART_SIZE"))})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -130,6 +132,19 @@ func writeSyntheticVersion(b testing.TB, dir, v string, size int64, files int) {
 	if err := os.WriteFile(filepath.Join(vdir, release.FileName), rb, 0o644); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// envInt reads an optional integer setting (0 when unset: the default).
+func envInt(b *testing.B, name string) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("$%s: %v", name, err)
+	}
+	return n
 }
 
 // benchLogger logs to the benchmark's output with $BATCHKV_SYNCER_BENCH_LOG set.

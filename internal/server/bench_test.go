@@ -101,3 +101,25 @@ func TestHotPathAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGETParallel: 50 connections, one GET in flight each (the
+// redis-benchmark -c 50 shape).
+func BenchmarkGETParallel(b *testing.B) {
+	ts := startServer(b, Config{}, benchData())
+	cmd := cmdBytes("GET", "key:42")
+	n := len("$8\r\nvalue-42\r\n")
+	b.SetParallelism(25) // 2 procs x 25 = 50 connections
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		nc, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer nc.Close()
+		reply := make([]byte, n)
+		for pb.Next() {
+			pipelineRoundTrip(b, nc, cmd, reply)
+		}
+	})
+}

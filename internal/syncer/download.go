@@ -45,6 +45,15 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
+// localKind classifies a failure of the local disk: out of space (the
+// filesystem filled up after the check, or the estimate was short), or other.
+func localKind(err error) Kind {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return KindNoSpace
+	}
+	return KindInstall
+}
+
 // stagedFile is one file of the target version in staging.
 type stagedFile struct {
 	rf    release.File
@@ -199,7 +208,7 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 	for _, sf := range files {
 		ps, err := s.prepare(sf, dirs)
 		if err != nil {
-			return nil, failure(KindInstall, err)
+			return nil, failure(localKind(err), err)
 		}
 		for _, p := range ps {
 			total += p.len
@@ -254,6 +263,10 @@ feed:
 	if err := context.Cause(wctx); err != nil {
 		if errors.Is(err, objstore.ErrNotExist) {
 			return nil, failure(KindMissing, err)
+		}
+		var perm permanent
+		if errors.As(err, &perm) {
+			return nil, failure(localKind(err), err)
 		}
 		return nil, failure(KindDownload, err)
 	}

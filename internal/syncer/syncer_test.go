@@ -462,6 +462,19 @@ func TestNoSpace(t *testing.T) {
 	checkInstalled(t, root, v1)
 	_ = v2
 
+	// A disk that fills up after the check (another writer) is still
+	// classified as no space: a real ENOSPC from this filesystem.
+	f, err := os.Create(filepath.Join(root, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := f.Write(make([]byte, 4<<20))
+	f.Close()
+	os.Remove(filepath.Join(root, "filler"))
+	if werr == nil || localKind(fmt.Errorf("syncer: write x: %w", werr)) != KindNoSpace || localKind(errors.New("x")) != KindInstall {
+		t.Fatalf("ENOSPC (%v) not classified as no space", werr)
+	}
+
 	// The reserve counts too: a version that fits, but not with the margin.
 	src2 := t.TempDir()
 	publishVersion(t, src2, "v3", 10, 100)

@@ -237,6 +237,14 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 	work := make(chan part)
 	var wg sync.WaitGroup
 	lim := newLimiter(s.opts.Bandwidth)
+	c := newCommitter(s)
+	cdone := make(chan struct{})
+	go func() { // owned here: stops once the workers are done, below
+		defer close(cdone)
+		if err := c.run(); err != nil {
+			cancel(permanent{err})
+		}
+	}()
 	for range min(s.opts.Concurrency, len(parts)) {
 		wg.Add(1)
 		go func() {
@@ -247,6 +255,7 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 					cancel(err)
 					return
 				}
+				c.add(p)
 			}
 		}()
 	}
@@ -260,6 +269,10 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+	// Parts already written are committed even when the pass fails: a
+	// retry then keeps them.
+	c.stop()
+	<-cdone
 	if err := context.Cause(wctx); err != nil {
 		if errors.Is(err, objstore.ErrNotExist) {
 			return nil, failure(KindMissing, err)
@@ -417,16 +430,99 @@ func (s *Syncer) fetchWithRetry(ctx context.Context, p part, buf []byte, lim *li
 			return context.Cause(ctx)
 		}
 	}
-	if p.sf.remaining.Add(-1) == 0 {
-		if err := s.finishFile(p.sf); err != nil {
-			return permanent{err}
+	return nil
+}
+
+// committer makes finished parts durable in groups: workers hand it parts
+// whose bytes are written; it fsyncs each file concerned once, then appends
+// their records to the journals with one fsync each, and finishes files
+// whose last part it committed. Workers never wait for an fsync, and under
+// load one fsync covers many parts. A crash loses the parts in flight and
+// those not yet committed (at most about one round of the workers).
+type committer struct {
+	s       *Syncer
+	mu      sync.Mutex
+	pend    []part
+	stopped bool
+	wake    chan struct{}
+}
+
+func newCommitter(s *Syncer) *committer {
+	return &committer{s: s, wake: make(chan struct{}, 1)}
+}
+
+func (c *committer) add(p part) {
+	c.mu.Lock()
+	c.pend = append(c.pend, p)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop makes run commit what is pending and return.
+func (c *committer) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *committer) run() error {
+	for range c.wake {
+		c.mu.Lock()
+		batch, stopped := c.pend, c.stopped
+		c.pend = nil
+		c.mu.Unlock()
+		if err := c.commit(batch); err != nil {
+			return err
+		}
+		if stopped {
+			c.mu.Lock()
+			left := len(c.pend)
+			c.mu.Unlock()
+			if left == 0 {
+				return nil
+			}
 		}
 	}
 	return nil
 }
 
-// fetch reads one part into its place in the staged file, fsyncs it and
-// records it in the journal. A body shorter or longer than asked is an error.
+func (c *committer) commit(batch []part) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	byFile := map[*stagedFile][]int{}
+	var order []*stagedFile
+	for _, p := range batch {
+		if byFile[p.sf] == nil {
+			order = append(order, p.sf)
+		}
+		byFile[p.sf] = append(byFile[p.sf], p.idx)
+	}
+	for _, sf := range order {
+		if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
+			return fmt.Errorf("syncer: fsync %s: %w", sf.path, err)
+		}
+		if err := sf.j.markDone(byFile[sf]...); err != nil {
+			return err
+		}
+		if sf.remaining.Add(-int64(len(byFile[sf]))) == 0 {
+			if err := c.s.finishFile(sf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fetch reads one part into its place in the staged file. A body shorter
+// or longer than asked is an error. The committer makes it durable.
 func (s *Syncer) fetch(ctx context.Context, p part, buf []byte, lim *limiter) error {
 	rc, err := s.opts.Source.ReadRange(ctx, p.sf.key, p.off, p.len)
 	if err != nil {
@@ -458,12 +554,6 @@ func (s *Syncer) fetch(ctx context.Context, p part, buf []byte, lim *limiter) er
 	}
 	if got != p.len {
 		return fmt.Errorf("%w: %s from offset %d: got %d of %d bytes", errTruncated, p.sf.key, p.off, got, p.len)
-	}
-	if err := unix.Fdatasync(int(p.sf.f.Fd())); err != nil {
-		return permanent{fmt.Errorf("syncer: fsync %s: %w", p.sf.path, err)}
-	}
-	if err := p.sf.j.markDone(p.idx); err != nil {
-		return permanent{err}
 	}
 	return nil
 }

@@ -28,7 +28,9 @@ import (
 //	        4  CRC-32C of the 4 index bytes
 //
 // A record is appended only after the part's bytes were written and the data
-// file fsynced, so a record never names a part that a crash could lose. The
+// file fsynced, so a record never names a part that a crash could lose.
+// Records are group-committed (see committer): one fsync of the data file and
+// one of the journal cover every part finished since the last commit. The
 // header binds the journal to one file content and one part size: a journal
 // written for another release of the same name, or with another --part-size,
 // does not match and the file is downloaded again. A torn last record (a crash
@@ -171,12 +173,16 @@ func openJournal(path string, h journalHeader) (*journal, []bool, error) {
 	return &journal{f: f}, done, nil
 }
 
-// markDone durably records that part is on disk. The caller has already
-// fsynced the part's data.
-func (j *journal) markDone(part int) error {
+// markDone durably records that parts are on disk: one write, one fsync.
+// The caller has already fsynced the parts' data.
+func (j *journal) markDone(parts ...int) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.f.Write(encodeRecord(part)); err != nil {
+	b := make([]byte, 0, len(parts)*journalRecordLen)
+	for _, p := range parts {
+		b = append(b, encodeRecord(p)...)
+	}
+	if _, err := j.f.Write(b); err != nil {
 		return fmt.Errorf("syncer: append journal %s: %w", j.f.Name(), err)
 	}
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {

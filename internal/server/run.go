@@ -26,12 +26,15 @@ const ShutdownTimeout = 10 * time.Second
 // environment fallback), opens the dataset, serves until ctx ends, and shuts
 // down gracefully.
 func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) error {
-	fs := cli.NewFlagSet("batchkv-server", "batchkv-server --addr HOST:PORT --dataset DIR [flags]", stderr)
+	fs := cli.NewFlagSet("batchkv-server", "batchkv-server --addr HOST:PORT (--root DIR | --dataset DIR) [flags]", stderr)
 	var cfg Config
-	var dataset, passFile, logLevel, logFormat string
+	var dataset, root, passFile, logLevel, logFormat string
+	var pollInterval time.Duration
 	cacheBytes := int64(1 << 30)
 	fs.StringVar(&cfg.Addr, "addr", DefaultAddr, "address to listen on (port 0 picks a free port; the log line \"listening\" has the actual one)")
-	fs.StringVar(&dataset, "dataset", "", "built dataset version directory to serve as it is")
+	fs.StringVar(&root, "root", "", "shared volume the syncer installs versions into: serve the version its manifest names, and swap live when it changes")
+	fs.DurationVar(&pollInterval, "poll-interval", time.Second, "with --root: how often to re-read the manifest besides fsnotify events")
+	fs.StringVar(&dataset, "dataset", "", "built dataset version directory to serve as it is (development, tests)")
 	fs.IntVar(&cfg.MaxClients, "maxclients", DefaultMaxClients, "maximum number of client connections")
 	fs.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close a client idle this long (0: never)")
 	fs.Int64Var(&cfg.ProtoMaxBulkLen, "proto-max-bulk-len", 512<<20, "longest request argument in bytes")
@@ -47,8 +50,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	if _, err := cli.Parse(fs, args, lookup); err != nil {
 		return err
 	}
-	if dataset == "" {
-		return cli.UsageError("--dataset is required")
+	if (dataset == "") == (root == "") {
+		return cli.UsageError("give exactly one of --root and --dataset")
 	}
 	if passFile != "" {
 		b, err := os.ReadFile(passFile)
@@ -67,19 +70,36 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	var cur swap.Current
-	db, err := store.Open(dataset, cache)
-	if err != nil {
-		return err
-	}
-	cur.Swap(swap.NewVersion(db, func(v *swap.Version, err error) {
-		if err != nil {
-			log.Error("closing version", zap.String("dir", v.DB.Dir()), zap.Error(err))
-		}
-	}))
 	defer cur.Close()
-	m := db.Meta()
-	log.Info("dataset open", zap.String("dir", dataset), zap.String("dataset", m.Name),
-		zap.String("version", m.Version), zap.Int64("keys", m.Keys), zap.String("batchkv_version", buildinfo.Version))
+	// The watcher's goroutine is owned here: cancelled and waited for before
+	// the live version is closed.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	defer func() { stopWatch(); <-watchDone }()
+	if root != "" {
+		w := swap.NewWatcher(&cur, swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Logger: log})
+		cfg.Stats = func() SwapStats {
+			st := w.Stats()
+			// INFO's swaps count the versions made live after the first.
+			return SwapStats{Swaps: max(st.Swaps-1, 0), SwapFailures: st.Failures, PreviousVersion: st.Previous, LoadedAt: st.LoadedAt}
+		}
+		log.Info("following the shared volume", zap.String("root", root), zap.String("batchkv_version", buildinfo.Version))
+		go func() { defer close(watchDone); w.Run(wctx) }()
+	} else {
+		close(watchDone)
+		db, err := store.Open(dataset, cache)
+		if err != nil {
+			return err
+		}
+		cur.Swap(swap.NewVersion(db, func(v *swap.Version, err error) {
+			if err != nil {
+				log.Error("closing version", zap.String("dir", v.DB.Dir()), zap.Error(err))
+			}
+		}))
+		m := db.Meta()
+		log.Info("dataset open", zap.String("dir", dataset), zap.String("dataset", m.Name),
+			zap.String("version", m.Version), zap.Int64("keys", m.Keys), zap.String("batchkv_version", buildinfo.Version))
+	}
 
 	srv, err := New(cfg, &cur, log)
 	if err != nil {

@@ -97,12 +97,14 @@ func TestUsageErrors(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--dataset is required") {
-		t.Fatalf("no args: %v %s", err, out)
+	for _, args := range [][]string{{}, {"--root", dir, "--dataset", dir}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "give exactly one of --root and --dataset") {
+			t.Fatalf("%q: %v %s", args, err, out)
+		}
 	}
-	out, err = exec.Command(bin, "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "BATCHKV_MAXCLIENTS") || !strings.Contains(string(out), "BATCHKV_REQUIREPASS_FILE") {
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "BATCHKV_MAXCLIENTS") || !strings.Contains(string(out), "BATCHKV_REQUIREPASS_FILE") || !strings.Contains(string(out), "BATCHKV_ROOT") {
 		t.Fatalf("--help: %v %s", err, out)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,14 +13,23 @@ import (
 	"github.com/batchkv/batchkv/internal/buildinfo"
 )
 
-// sortedMeta is the captured metadata in name order (COMMAND, COMMAND LIST).
-var sortedMeta = func() []*commandMeta {
+// sortedMeta is the captured metadata of the top-level commands we know, in
+// name order (COMMAND, COMMAND COUNT, COMMAND LIST); metaByName also holds
+// every subcommand by its parent|sub name (COMMAND INFO, COMMAND DOCS). See
+// commandMeta for which commands these are and why.
+var sortedMeta, metaByName = func() ([]*commandMeta, map[string]*commandMeta) {
 	out := make([]*commandMeta, len(redisCommands))
+	byName := map[string]*commandMeta{}
 	for i := range redisCommands {
-		out[i] = &redisCommands[i]
+		m := &redisCommands[i]
+		out[i] = m
+		byName[m.Name] = m
+		for j := range m.Subcommands {
+			byName[m.Subcommands[j].Name] = &m.Subcommands[j]
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, byName
 }()
 
 func (c *conn) writeInfo(m *commandMeta) {
@@ -39,12 +49,10 @@ func cmdCommand(c *conn, _ [][]byte) {
 
 func cmdCommandCount(c *conn, _ [][]byte) { c.w.Int(int64(len(sortedMeta))) }
 
+// metaFor looks a name up as Redis's lookupCommandBySds: "get" or
+// "config|get", case-insensitively; nil for a command we do not know.
 func metaFor(name []byte) *commandMeta {
-	cmd := commands[strings.ToLower(string(name))]
-	if cmd == nil {
-		return nil
-	}
-	return cmd.meta
+	return metaByName[strings.ToLower(string(name))]
 }
 
 func cmdCommandInfo(c *conn, args [][]byte) {
@@ -83,34 +91,24 @@ func cmdCommandDocs(c *conn, args [][]byte) {
 	}
 }
 
+// cmdCommandList is Redis 7.0's COMMAND LIST: every command and, after each
+// container, its subcommands as parent|sub, optionally filtered by a
+// case-insensitive glob on that full name or by ACL category.
 func cmdCommandList(c *conn, args [][]byte) {
-	var pattern []byte
+	keep := func(*commandMeta) bool { return true }
 	if len(args) > 2 {
-		// Only FILTERBY PATTERN is meaningful here; the module filter
-		// matches nothing (no modules) and ACLCAT filters by category.
 		if len(args) != 5 || !strings.EqualFold(string(args[2]), "filterby") {
 			c.errorReply(errSyntax)
 			return
 		}
+		arg := strings.ToLower(string(args[4]))
 		switch strings.ToLower(string(args[3])) {
 		case "pattern":
-			pattern = args[4]
+			keep = func(m *commandMeta) bool { return globMatch([]byte(arg), []byte(m.Name)) }
 		case "module":
-			c.w.Array(0)
-			return
+			keep = func(*commandMeta) bool { return false } // no modules
 		case "aclcat":
-			cat := "+@" + strings.ToLower(string(args[4])) + "\r\n"
-			var names []string
-			for _, m := range sortedMeta {
-				if strings.Contains(m.Info2, cat) {
-					names = append(names, m.Name)
-				}
-			}
-			c.w.Array(len(names))
-			for _, n := range names {
-				c.w.BulkString(n)
-			}
-			return
+			keep = func(m *commandMeta) bool { return slices.Contains(m.Categories, "@"+arg) }
 		default:
 			c.errorReply(errSyntax)
 			return
@@ -118,8 +116,13 @@ func cmdCommandList(c *conn, args [][]byte) {
 	}
 	var names []string
 	for _, m := range sortedMeta {
-		if pattern == nil || globMatch(pattern, []byte(m.Name)) {
+		if keep(m) {
 			names = append(names, m.Name)
+		}
+		for i := range m.Subcommands {
+			if keep(&m.Subcommands[i]) {
+				names = append(names, m.Subcommands[i].Name)
+			}
 		}
 	}
 	c.w.Array(len(names))

@@ -24,6 +24,8 @@ type command struct {
 	run   func(c *conn, args [][]byte)
 	// subs holds a container command's subcommands by lower-case name.
 	subs map[string]*command
+	// meta is Redis's metadata; nil only for extraSubcommands (newer than
+	// Redis 7.0, so absent from COMMAND).
 	meta *commandMeta
 }
 
@@ -60,9 +62,10 @@ func buildCommands() map[string]*command {
 		cmd := &command{name: m.Name, arity: m.Arity, flags: parseFlags(m.Flags), meta: m}
 		if len(m.Subcommands) > 0 {
 			cmd.subs = map[string]*command{}
-			for _, sm := range m.Subcommands {
+			for j := range m.Subcommands {
+				sm := &m.Subcommands[j]
 				_, sub, _ := strings.Cut(sm.Name, "|")
-				cmd.subs[sub] = &command{name: sm.Name, arity: sm.Arity, flags: parseFlags(sm.Flags)}
+				cmd.subs[sub] = &command{name: sm.Name, arity: sm.Arity, flags: parseFlags(sm.Flags), meta: sm}
 			}
 		}
 		t[m.Name] = cmd

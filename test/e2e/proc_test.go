@@ -1,0 +1,267 @@
+// Package e2e runs batchkv's real processes together: the publisher (in
+// process, over internal/publish), a real S3 server (internal/s3test),
+// batchkv-syncer and batchkv-server as separate processes, and go-redis
+// clients under steady load while versions are published, installed and
+// swapped live.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/batchkv/batchkv/internal/redistest"
+)
+
+// binaries are built once per test process by TestMain.
+var binaries struct {
+	server, syncer string
+	dir            string // holds the syncer we built
+}
+
+func TestMain(m *testing.M) {
+	code, err := buildAndRun(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// buildAndRun builds batchkv-server (through redistest, which honours
+// $BATCHKV_TEST_SERVER_BIN) and batchkv-syncer concurrently, then runs the
+// tests.
+func buildAndRun(m *testing.M) (int, error) {
+	defer redistest.Cleanup()
+	root, err := redistest.ModuleRoot()
+	if err != nil {
+		return 0, err
+	}
+	binaries.dir, err = os.MkdirTemp("", "batchkv-e2e-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(binaries.dir)
+	var serverErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { binaries.server, serverErr = redistest.ServerBinary() })
+	binaries.syncer = filepath.Join(binaries.dir, "batchkv-syncer")
+	cmd := exec.Command("go", "build", "-o", binaries.syncer, "./cmd/syncer")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, syncerErr := cmd.CombinedOutput()
+	wg.Wait()
+	if serverErr != nil {
+		return 0, serverErr
+	}
+	if syncerErr != nil {
+		return 0, fmt.Errorf("go build ./cmd/syncer: %v\n%s", syncerErr, out)
+	}
+	return m.Run(), nil
+}
+
+// proc is a child process owned by a test: its output is kept (bounded) for
+// assertions and for the failure log, and t.Cleanup stops it.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, valid after done
+	// started is when exec returned: the reference for start-up timings.
+	started time.Time
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 8<<20 { // bounded; these tests log a few hundred lines
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProc starts bin with args and env; the process is stopped (SIGTERM,
+// then SIGKILL after 5 s) when the test ends, and its output logged if the
+// test failed.
+func startProc(t *testing.T, name, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("e2e: start %s: %v", name, err)
+	}
+	p.started = time.Now()
+	go func() { // owned by p: ends when the process exits
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, tail(p.out.String(), 200))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM, then SIGKILL if the process has not exited within
+// grace, and waits for it.
+func (p *proc) stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// logLines returns the JSON log lines of the process whose msg is msg.
+func (p *proc) logLines(msg string) []map[string]any {
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		if m["msg"] == msg {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = append([]string{fmt.Sprintf("[%d lines skipped]", len(parts)-lines)}, parts[len(parts)-lines:]...)
+	}
+	return strings.Join(parts, "\n")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("e2e: pick a port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// server is a batchkv-server process following a shared volume.
+type server struct {
+	*proc
+	addr string
+}
+
+// startServer runs batchkv-server --root root on a free port and waits until
+// it answers PING (which it does before any version is live), retrying on
+// another port if the process exits early (the port was taken meanwhile).
+func startServer(t *testing.T, root string, extra ...string) *server {
+	t.Helper()
+	var last string
+	for attempt := 0; attempt < 3; attempt++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		args := append([]string{"--addr", addr, "--root", root}, extra...)
+		p := startProc(t, "batchkv-server", binaries.server, os.Environ(), args...)
+		s := &server{proc: p, addr: addr}
+		err := s.waitPing(20 * time.Second)
+		if err == nil {
+			return s
+		}
+		last = fmt.Sprintf("%v\n%s", err, p.out.String())
+		p.stop(time.Second)
+	}
+	t.Fatalf("e2e: batchkv-server did not start: %s", last)
+	return nil
+}
+
+// waitPing polls PING until +PONG, the process exits, or timeout.
+func (s *server) waitPing(timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, PoolSize: 1})
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if s.exited() {
+			return fmt.Errorf("exited: %v", s.err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("no PONG in %v: %v", timeout, err)
+}
+
+// infoDataset returns INFO dataset's fields.
+func infoDataset(ctx context.Context, addr string) (map[string]string, error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, PoolSize: 1, DialTimeout: 2 * time.Second})
+	defer c.Close()
+	s, err := c.Info(ctx, "dataset").Result()
+	if err != nil {
+		return nil, err
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(s, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[k] = v
+		}
+	}
+	return f, nil
+}

@@ -97,34 +97,32 @@ func cmdHello(c *conn, args [][]byte) {
 		}
 		ver = v
 	}
-	var user, pass, name []byte
+	// As Redis 7.0's helloCommand, each option takes effect as it is read:
+	// AUTH authenticates (and stays authenticated when a later option is a
+	// syntax error), SETNAME renames, even before the NOAUTH check below.
 	for j := next; j < len(args); j++ {
 		more := len(args) - 1 - j
 		switch opt := args[j]; {
 		case strings.EqualFold(string(opt), "auth") && more >= 2:
-			user, pass = args[j+1], args[j+2]
+			if !c.checkPassword(args[j+1], args[j+2]) {
+				c.logger().Info("authentication failed")
+				c.errorReply(wrongPass)
+				return
+			}
+			c.authed = true
 			j += 2
 		case strings.EqualFold(string(opt), "setname") && more >= 1:
-			name = args[j+1]
+			if !c.setName(args[j+1]) {
+				return
+			}
 			j++
 		default:
 			c.errorReply("ERR Syntax error in HELLO option '" + cString(opt) + "'")
 			return
 		}
 	}
-	if user != nil {
-		if !c.checkPassword(user, pass) {
-			c.logger().Info("authentication failed")
-			c.errorReply(wrongPass)
-			return
-		}
-		c.authed = true
-	}
 	if !c.authed {
 		c.errorReply("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
-		return
-	}
-	if name != nil && !c.setName(name) {
 		return
 	}
 	if ver != 0 {
@@ -216,14 +214,18 @@ func cmdClientSetname(c *conn, args [][]byte) {
 }
 
 // cmdClientSetinfo is CLIENT SETINFO as Redis 7.2 documents it.
+// cmdClientSetinfo is Redis 7.2's clientSetinfoCommand (7.0 lacks it): the
+// attribute is matched with strcasecmp and named in errors as the client
+// spelled it; the value is checked as a C string (validateClientAttr).
 func cmdClientSetinfo(c *conn, args [][]byte) {
-	attr := strings.ToLower(string(args[2]))
+	given := cString(args[2])
+	attr := strings.ToLower(given)
 	if attr != "lib-name" && attr != "lib-ver" {
-		c.errorReply("ERR Unrecognized option '" + cString(args[2]) + "'")
+		c.errorReply("ERR Unrecognized option '" + given + "'")
 		return
 	}
-	if !validAttr(args[3]) {
-		c.errorReply("ERR " + attr + " cannot contain spaces, newlines or special characters.")
+	if !validAttr([]byte(cString(args[3]))) {
+		c.errorReply("ERR " + given + " cannot contain spaces, newlines or special characters.")
 		return
 	}
 	c.mu.Lock()
@@ -325,16 +327,20 @@ func cmdClientKill(c *conn, args [][]byte) {
 		c.errorReply("ERR No such client")
 		return
 	}
+	// Redis 7.0's new form: each option is checked as it is read (an
+	// option without a value is a syntax error when reached), so an earlier
+	// bad value wins over a later missing one. MAXAGE is Redis 7.4's.
 	var id int64
 	var addr, laddr string
-	skipme := true
-	if len(args)%2 != 0 {
-		c.errorReply("ERR syntax error")
-		return
-	}
+	skipme, otherType := true, false
 	for i := 2; i < len(args); i += 2 {
+		opt := strings.ToLower(string(args[i]))
+		if i+1 >= len(args) {
+			c.errorReply("ERR syntax error")
+			return
+		}
 		v := args[i+1]
-		switch strings.ToLower(string(args[i])) {
+		switch opt {
 		case "id":
 			n, ok := parseInt(v)
 			if !ok || n <= 0 {
@@ -362,20 +368,21 @@ func cmdClientKill(c *conn, args [][]byte) {
 				c.errorReply("ERR Unknown client type '" + cString(v) + "'")
 				return
 			}
-			if t != "normal" {
-				c.w.Int(0)
-				return
-			}
+			// Every client here is a normal one.
+			otherType = t != "normal"
 		case "user":
 			if string(v) != "default" {
 				c.errorReply("ERR No such user '" + cString(v) + "'")
 				return
 			}
-		case "maxage":
 		default:
 			c.errorReply("ERR syntax error")
 			return
 		}
+	}
+	if otherType {
+		c.w.Int(0)
+		return
 	}
 	n := 0
 	for _, o := range c.s.clients() {

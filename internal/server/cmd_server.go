@@ -147,7 +147,10 @@ func cmdRole(c *conn, _ [][]byte) {
 	c.w.Array(0)
 }
 
-// configParams are the parameters CONFIG GET knows, with their values.
+// configParams are the parameters CONFIG GET knows, with their values. A
+// glob's matches come out in this order: Redis's own order is a walk of a
+// hashtable keyed with a per-process random seed (two redis-servers differ),
+// so no fixed order is Redis's.
 func (s *Server) configParams() [][2]string {
 	cfg := s.cfg
 	timeout := int64(cfg.IdleTimeout / time.Second)
@@ -178,10 +181,22 @@ func (s *Server) configParams() [][2]string {
 		{"slave-read-only", "yes"},
 		{"slowlog-log-slower-than", strconv.FormatInt(int64(cfg.SlowlogSlowerThan/time.Microsecond), 10)},
 		{"slowlog-max-len", strconv.Itoa(cfg.SlowlogMaxLen)},
-		{"hash-max-listpack-entries", "128"},
+		// Redis 7.0's encoding defaults (with their ziplist aliases, which
+		// Redis lists as parameters of their own).
+		{"hash-max-listpack-entries", "512"},
 		{"hash-max-listpack-value", "64"},
-		{"hash-max-ziplist-entries", "128"},
+		{"hash-max-ziplist-entries", "512"},
 		{"hash-max-ziplist-value", "64"},
+		{"set-max-intset-entries", "512"},
+		{"zset-max-listpack-entries", "128"},
+		{"zset-max-listpack-value", "64"},
+		{"zset-max-ziplist-entries", "128"},
+		{"zset-max-ziplist-value", "64"},
+		{"list-max-listpack-size", "-2"},
+		{"list-max-ziplist-size", "-2"},
+		{"list-compress-depth", "0"},
+		{"stream-node-max-bytes", "4096"},
+		{"stream-node-max-entries", "100"},
 		{"tcp-keepalive", "300"},
 		{"io-threads", "1"},
 		{"lua-time-limit", "5000"},
@@ -381,7 +396,7 @@ func cmdSlowlogHelp(c *conn, _ [][]byte) {
 
 // infoSections are INFO's sections in Redis's order; "default" and "all"
 // include all of them, as do "everything" (no modules or commandstats here).
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace", "dataset"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace", "dataset"}
 
 func cmdInfo(c *conn, args [][]byte) {
 	want := map[string]bool{}
@@ -487,6 +502,10 @@ func (c *conn) infoSection(b []byte, sec string) []byte {
 	case "cpu":
 		b = append(b, "# CPU\r\n"...)
 		b = cpuInfo(b)
+	case "cluster":
+		// Cluster mode (SPEC §8) is not served by this server yet.
+		b = append(b, "# Cluster\r\n"...)
+		b = kv(b, "cluster_enabled", "0")
 	case "keyspace":
 		b = append(b, "# Keyspace\r\n"...)
 		if db := c.infoDB(); db != nil && db.Keys > 0 {

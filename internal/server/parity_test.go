@@ -76,6 +76,18 @@ var parityCases = [][]string{
 	{"CLIENT KILL 1.2.3.4:5", "CLIENT KILL ID 999999", "CLIENT KILL ID x", "CLIENT KILL FOO bar", "CLIENT KILL TYPE foo", "CLIENT LIST TYPE foo", "CLIENT LIST FOO"},
 	{"COMMAND COUNT x", "COMMAND INFO get hgetall nosuch SET", "COMMAND INFO GET", "COMMAND DOCS get nosuch hget", "COMMAND FOO", "COMMAND INFO nosuch"},
 	{"CONFIG GET maxclients", "CONFIG GET proto-max-bulk-len", "CONFIG GET nosuch", "CONFIG GET", "CONFIG FOO", "CONFIG SET x y", "CONFIG REWRITE", "CONFIG SET", "CONFIG GET maxclient?", "CONFIG GET MAXCLIENTS"},
+	{"CLIENT KILL ID abc 48", "CLIENT KILL ID 0", "CLIENT KILL ID -1 TYPE normal", "CLIENT KILL TYPE master FOO", "CLIENT KILL MAXAGE 10",
+		"CLIENT KILL TYPE pubsub ID 1", "CLIENT KILL USER nosuch ID x", "CLIENT KILL ID 99999 SKIPME maybe",
+		"HELLO 2 AUTH nosuch pw 40", "HELLO 3 AUTH nosuch pw SETNAME", "HELLO 3 SETNAME a\x01b AUTH default x", "CLIENT LIST ID 0 x"},
+	// Subcommand metadata. Nested subcommands (COMMAND INFO client) and
+	// several matches (COMMAND LIST FILTERBY, a CONFIG GET of several
+	// parameters) come in the order of a hashtable Redis seeds randomly per
+	// process, so these cases each produce one entry.
+	{"COMMAND INFO config|get CLIENT|LIST client|setinfo config|nosuch a|b|c client|", "COMMAND DOCS config|get function|flush xgroup|create",
+		"COMMAND LIST FILTERBY PATTERN config|g*", "COMMAND LIST FILTERBY PATTERN CLIENT|GETN?ME", "COMMAND LIST FILTERBY ACLCAT nosuch",
+		"COMMAND LIST FILTERBY PATTERN FUNCTION", "COMMAND INFO xgroup|setid", "FUNCTION DELETE x", "XGROUP CREATE s g $", "function|delete x",
+		"FUNCTION", "FUNCTION NOSUCH", "XGROUP CREATE s", "CONFIG GET hash-max-listpack-entries", "CONFIG GET zset-max-ziplist-entries",
+		"CONFIG GET set-max-intset-entries", "CONFIG GET hash-max-ziplist-entries", "INFO cluster"},
 	{"SLOWLOG HELP", "SLOWLOG FOO", "SLOWLOG GET x", "SLOWLOG", "SLOWLOG GET -2", "SLOWLOG LEN x", "SLOWLOG RESET x", "SLOWLOG GET 1 2"},
 	{"TIME x", "DBSIZE x", "ROLE x", "RANDOMKEY x", "COMMAND LIST x", "COMMAND LIST FILTERBY FOO x", "COMMAND LIST FILTERBY MODULE x",
 		"COMMAND DOCS nosuch", "COMMAND GETKEYS", "CLIENT ID x", "CLIENT GETNAME x", "CLIENT INFO x", "CLIENT KILL", "CLIENT LIST ID x",
@@ -216,6 +228,10 @@ func TestParityClosing(t *testing.T) {
 var authCases = [][]string{
 	{"GET s", "PING", "FOO", "GET", "AUTH wrong", "AUTH default wrong", "AUTH nobody secret", "GET s", "AUTH secret", "GET s"},
 	{"HELLO 3", "HELLO 3 AUTH default wrong", "HELLO 3 AUTH default secret SETNAME x", "CLIENT GETNAME", "GET s"},
+	// HELLO applies each option as it reads it: SETNAME before the NOAUTH
+	// check, AUTH before a later syntax error.
+	{"HELLO 3 SETNAME myname", "HELLO 2 AUTH default secret FOO", "PING", "CLIENT GETNAME"},
+	{"HELLO 3 SETNAME a\x01b AUTH default wrong", "HELLO 3 AUTH default wrong SETNAME a\x01b", "HELLO 3 SETNAME", "GET s"},
 	{"AUTH default secret", "RESET", "GET s", "MULTI"},
 	{"MULTI", "EXEC", "QUIT"},
 	{"AUTH secret", "MGET s a b c d e f g h i j k"},

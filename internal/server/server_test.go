@@ -520,6 +520,12 @@ func TestMiscCommands(t *testing.T) {
 	if got := c.do("CLIENT SETINFO foo x"); got != "-ERR Unrecognized option 'foo'\r\n" {
 		t.Errorf("CLIENT SETINFO foo = %q", got)
 	}
+	// Redis 7.2 names the attribute as the client spelled it.
+	req := append(cmdBytes("CLIENT", "SETINFO", "LIB-NAME", "a b"), cmdBytes("CLIENT", "SETINFO", "Lib-Ver", "1\n")...)
+	if got, want := string(exchange(t, ts.addr, req, 2, false)), "-ERR LIB-NAME cannot contain spaces, newlines or special characters.\r\n"+
+		"-ERR Lib-Ver cannot contain spaces, newlines or special characters.\r\n"; got != want {
+		t.Errorf("CLIENT SETINFO with a bad value = %q, want %q", got, want)
+	}
 	if got := c.do("CLIENT LIST"); !strings.Contains(got, "lib-name=mylib") {
 		t.Errorf("CLIENT LIST = %q", got)
 	}

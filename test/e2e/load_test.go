@@ -304,6 +304,8 @@ type analysis struct {
 	// violations are batches that contradict the swap order.
 	violations []string
 	nViolation int
+	// saw[i] is the versions client i got a batch attributed to exactly.
+	saw []mask
 }
 
 func (a *analysis) violate(format string, args ...any) {
@@ -326,15 +328,18 @@ func (a *analysis) violate(format string, args ...any) {
 // the swap had happened, so every batch sent after that reply must fit a
 // phase >= q.
 func analyze(clients []*loadClient) *analysis {
-	a := &analysis{firstSeen: make([]time.Duration, len(phases))}
+	a := &analysis{firstSeen: make([]time.Duration, len(phases)), saw: make([]mask, len(clients))}
 	for q := range a.firstSeen {
 		a.firstSeen[q] = -1
 	}
-	for _, lc := range clients {
+	for i, lc := range clients {
 		p := 0
 		for _, s := range lc.samples {
 			if s.m == 0 {
 				continue // counted as inconsistent already
+			}
+			if _, ok := s.m.single(); ok {
+				a.saw[i] |= s.m
 			}
 			if s.m&(1<<phases[p]) != 0 {
 				continue

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchkv/batchkv/internal/publish"
+	"github.com/batchkv/batchkv/internal/redistest"
 	"github.com/batchkv/batchkv/internal/s3test"
 )
 
@@ -46,20 +45,42 @@ func startSyncer(t *testing.T, srv *s3test.Server, url, root string) *proc {
 		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region)
 }
 
-// waitValue polls GET key on addr until it answers want, or timeout.
+// waitValue polls GET key on addr until it answers want, or timeout. It
+// speaks RESP on a plain connection, dialled again after any error, so that
+// the time it reports is the server's: go-redis backs off for a second after
+// a failed dial, which would blur start-up timings.
 func waitValue(addr, key, want string, timeout time.Duration) (time.Time, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, PoolSize: 1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
-	defer c.Close()
+	wantReply := fmt.Sprintf("$%d\r\n%s\r\n", len(want), want)
 	deadline := time.Now().Add(timeout)
+	var c *redistest.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	var last string
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		got, err := c.Get(ctx, key).Result()
-		cancel()
-		if err == nil && got == want {
+		var err error
+		if c == nil {
+			if c, err = redistest.Dial(addr); err != nil {
+				c = nil
+				last = err.Error()
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
+			c.SetTimeout(2 * time.Second)
+		}
+		got, err := c.DoString("GET", key)
+		if err == nil && string(got) == wantReply {
 			return time.Now(), nil
 		}
-		last = fmt.Sprintf("%q %v", got, err)
+		if err != nil {
+			c.Close()
+			c = nil
+			last = err.Error()
+		} else {
+			last = redistest.Escape(got)
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	return time.Time{}, fmt.Errorf("GET %s: want %q within %v, last answer %s", key, want, timeout, last)
@@ -197,6 +218,11 @@ func TestLiveSwapS3(t *testing.T) {
 	}
 	if a.nViolation > len(a.violations) {
 		t.Errorf("... %d swap-order violations in all", a.nViolation)
+	}
+	for i, lc := range l.clients {
+		if a.saw[i] != allVersions {
+			t.Errorf("client %d (%s) got replies from %v only: every client must cross every swap", lc.n, lc.kind, a.saw[i])
+		}
 	}
 
 	// Each version serves within liveWithin of its install.

@@ -4,9 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,14 +16,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := tool.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, cli.ErrUsage):
-		fmt.Fprintln(os.Stderr, "batchkv:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "batchkv:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("batchkv", err, os.Stderr))
 }

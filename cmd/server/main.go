@@ -3,9 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,13 +15,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := server.Run(ctx, os.Args[1:], os.Stderr, os.LookupEnv)
 	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, cli.ErrUsage):
-		fmt.Fprintln(os.Stderr, "batchkv-server:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "batchkv-server:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("batchkv-server", err, os.Stderr))
 }

@@ -4,9 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,13 +16,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := syncer.Command(ctx, os.Args[1:], os.Stderr, os.LookupEnv)
 	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, cli.ErrUsage):
-		fmt.Fprintln(os.Stderr, "batchkv-syncer:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "batchkv-syncer:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("batchkv-syncer", err, os.Stderr))
 }

@@ -68,3 +68,39 @@ func TestParseErrors(t *testing.T) {
 		t.Fatalf("help does not name the env var:\n%s", out.String())
 	}
 }
+
+func TestExitCode(t *testing.T) {
+	var out bytes.Buffer
+	for _, tt := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0}, {flag.ErrHelp, 0}, {UsageError("bad"), 2}, {errors.New("boom"), 1},
+	} {
+		if got := ExitCode("p", tt.err, &out); got != tt.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+	if !strings.Contains(out.String(), "p: boom") {
+		t.Fatalf("stderr %q", out.String())
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var out bytes.Buffer
+	log, err := NewLogger("info", "json", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hidden")
+	log.Info("shown")
+	if s := out.String(); strings.Contains(s, "hidden") || !strings.Contains(s, `"msg":"shown"`) {
+		t.Fatalf("log output %q", s)
+	}
+	if _, err := NewLogger("loud", "json", &out); !errors.Is(err, ErrUsage) {
+		t.Fatalf("bad level: %v", err)
+	}
+	if _, err := NewLogger("info", "xml", &out); !errors.Is(err, ErrUsage) {
+		t.Fatalf("bad format: %v", err)
+	}
+}

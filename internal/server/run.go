@@ -16,7 +16,6 @@ import (
 	"github.com/batchkv/batchkv/internal/swap"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // ShutdownTimeout bounds a graceful shutdown on SIGINT/SIGTERM.
@@ -60,7 +59,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		}
 		cfg.RequirePass = strings.TrimRight(string(b), "\r\n")
 	}
-	log, err := newLogger(logLevel, logFormat, stderr)
+	log, err := cli.NewLogger(logLevel, logFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -126,23 +125,4 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		return err
 	}
 	return nil
-}
-
-func newLogger(level, format string, out io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.Set(level); err != nil {
-		return nil, cli.UsageError("--log-level: %v", err)
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
-	switch format {
-	case "json":
-		enc = zapcore.NewJSONEncoder(ec)
-	case "console":
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		return nil, cli.UsageError("--log-format %q: want json or console", format)
-	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), lvl)), nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/cli"
@@ -56,7 +55,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = -1 // explicitly none
 	}
-	log, err := newLogger(logLevel, logFormat, stderr)
+	log, err := cli.NewLogger(logLevel, logFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -88,25 +87,6 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		zap.Int64("files_verified", st.FilesVerified), zap.Int64("versions_deleted", st.VersionsDeleted),
 		zap.Int64("free_bytes", st.FreeBytes), zap.Any("failures", st.Failures))
 	return err
-}
-
-func newLogger(level, format string, out io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.Set(level); err != nil {
-		return nil, cli.UsageError("--log-level: %v", err)
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
-	switch format {
-	case "json":
-		enc = zapcore.NewJSONEncoder(ec)
-	case "console":
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		return nil, cli.UsageError("--log-format %q: want json or console", format)
-	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), lvl)), nil
 }
 
 // byteSize is a flag of bytes with an optional binary suffix: 8M = 8 MiB.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/subtle"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -242,43 +243,49 @@ func cmdClientInfo(c *conn, _ [][]byte) {
 	c.w.Verbatim("txt", c.info(nil, c))
 }
 
+// cmdClientList parses as Redis 7.0's CLIENT LIST: exactly TYPE <type>, or
+// ID followed by ids (one line per id found, in the order given, repeats
+// included), or nothing.
 func cmdClientList(c *conn, args [][]byte) {
-	var ids map[int64]bool
-	for i := 2; i < len(args); i++ {
-		opt := strings.ToLower(string(args[i]))
-		switch {
-		case opt == "type" && i+1 < len(args):
-			t := strings.ToLower(string(args[i+1]))
-			switch t {
-			case "normal":
-			case "master", "replica", "slave", "pubsub":
-				c.w.Verbatim("txt", nil)
-				return
-			default:
-				c.errorReply("ERR Unknown client type '" + cString(args[i+1]) + "'")
-				return
-			}
-			i++
-		case opt == "id" && i+1 < len(args):
-			ids = map[int64]bool{}
-			for i++; i < len(args); i++ {
-				id, ok := parseInt(args[i])
-				if !ok {
-					c.errorReply("ERR Invalid client ID")
-					return
-				}
-				ids[id] = true
-			}
+	switch {
+	case len(args) == 2:
+	case len(args) == 4 && strings.EqualFold(string(args[2]), "type"):
+		switch strings.ToLower(string(args[3])) {
+		case "normal":
+		case "master", "replica", "slave", "pubsub":
+			c.w.Verbatim("txt", nil)
+			return
 		default:
-			c.errorReply("ERR syntax error")
+			c.errorReply("ERR Unknown client type '" + cString(args[3]) + "'")
 			return
 		}
-	}
-	var b []byte
-	for _, o := range c.s.clients() {
-		if ids != nil && !ids[o.id] {
-			continue
+	case len(args) > 3 && strings.EqualFold(string(args[2]), "id"):
+		var b []byte
+		clients := c.s.clients()
+		for _, a := range args[3:] {
+			id, ok := parseInt(a)
+			if !ok {
+				c.errorReply("ERR Invalid client ID")
+				return
+			}
+			for _, o := range clients {
+				if o.id == id {
+					b = o.info(b, c)
+					break
+				}
+			}
 		}
+		c.w.Verbatim("txt", b)
+		return
+	default:
+		c.errorReply("ERR syntax error")
+		return
+	}
+	// Redis lists its clients in connection order, that is by id.
+	clients := c.s.clients()
+	sort.Slice(clients, func(i, j int) bool { return clients[i].id < clients[j].id })
+	var b []byte
+	for _, o := range clients {
 		b = o.info(b, c)
 	}
 	c.w.Verbatim("txt", b)

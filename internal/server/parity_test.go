@@ -78,7 +78,8 @@ var parityCases = [][]string{
 	{"CONFIG GET maxclients", "CONFIG GET proto-max-bulk-len", "CONFIG GET nosuch", "CONFIG GET", "CONFIG FOO", "CONFIG SET x y", "CONFIG REWRITE", "CONFIG SET", "CONFIG GET maxclient?", "CONFIG GET MAXCLIENTS"},
 	{"CLIENT KILL ID abc 48", "CLIENT KILL ID 0", "CLIENT KILL ID -1 TYPE normal", "CLIENT KILL TYPE master FOO", "CLIENT KILL MAXAGE 10",
 		"CLIENT KILL TYPE pubsub ID 1", "CLIENT KILL USER nosuch ID x", "CLIENT KILL ID 99999 SKIPME maybe",
-		"HELLO 2 AUTH nosuch pw 40", "HELLO 3 AUTH nosuch pw SETNAME", "HELLO 3 SETNAME a\x01b AUTH default x", "CLIENT LIST ID 0 x"},
+		"HELLO 2 AUTH nosuch pw 40", "HELLO 3 AUTH nosuch pw SETNAME", "HELLO 3 SETNAME a\x01b AUTH default x", "CLIENT LIST ID 0 x",
+		"CLIENT LIST TYPE pubsub x", "CLIENT LIST TYPE normal x", "CLIENT LIST ID", "CLIENT LIST TYPE", "CLIENT LIST ID 0 0 -1", "CLIENT LIST x y"},
 	// Subcommand metadata. Nested subcommands (COMMAND INFO client) and
 	// several matches (COMMAND LIST FILTERBY, a CONFIG GET of several
 	// parameters) come in the order of a hashtable Redis seeds randomly per

@@ -520,6 +520,10 @@ func TestMiscCommands(t *testing.T) {
 	if got := c.do("CLIENT SETINFO foo x"); got != "-ERR Unrecognized option 'foo'\r\n" {
 		t.Errorf("CLIENT SETINFO foo = %q", got)
 	}
+	// CLIENT LIST ID: a line per id given, in order, repeats included.
+	if id := strings.TrimSpace(strings.TrimPrefix(c.do("CLIENT ID"), ":")); strings.Count(c.do("CLIENT LIST ID "+id+" 0 "+id), "id="+id+" ") != 2 {
+		t.Errorf("CLIENT LIST ID %s 0 %s: want two lines", id, id)
+	}
 	// Redis 7.2 names the attribute as the client spelled it.
 	req := append(cmdBytes("CLIENT", "SETINFO", "LIB-NAME", "a b"), cmdBytes("CLIENT", "SETINFO", "Lib-Ver", "1\n")...)
 	if got, want := string(exchange(t, ts.addr, req, 2, false)), "-ERR LIB-NAME cannot contain spaces, newlines or special characters.\r\n"+

@@ -501,6 +501,7 @@ func TestParity(t *testing.T) {
 			t.Errorf("only %d commands compared within %v", res.commands, cfg.budget)
 		}
 	})
+	t.Run("metadata", func(t *testing.T) { testCommandMetadata(t, p) })
 	t.Run("scan", func(t *testing.T) { testFullScans(t, p) })
 	t.Run("protocol", func(t *testing.T) { testProtocolErrors(t, p) })
 	t.Run("fragmented", func(t *testing.T) { testFragmented(t, p, seed) })

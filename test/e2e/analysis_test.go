@@ -70,7 +70,7 @@ func TestAnalyze(t *testing.T) {
 		{"older version after a newer was seen", []*loadClient{seq(0b001, 0b010), seq(0b001, 0b001, 0b001)}, 1},
 	}
 	for _, tt := range tests {
-		a := analyze(tt.clients)
+		a := analyze(tt.clients, []int{0, 1, 2, 1})
 		if a.nViolation != tt.violations {
 			t.Errorf("%s: %d violations %q, want %d", tt.name, a.nViolation, a.violations, tt.violations)
 		}

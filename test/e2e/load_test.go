@@ -291,10 +291,6 @@ func (l *load) close() {
 	}
 }
 
-// phases is the order in which versions go live: v1, v2, v3, then the pin
-// back to v2.
-var phases = []int{0, 1, 2, 1}
-
 // analysis is what the samples of all clients say about the swaps.
 type analysis struct {
 	// firstSeen[q] is the earliest reply (end time since t0) attributed to
@@ -327,7 +323,9 @@ func (a *analysis) violate(format string, args ...any) {
 // Across connections: once any client got a reply from phase q's version,
 // the swap had happened, so every batch sent after that reply must fit a
 // phase >= q.
-func analyze(clients []*loadClient) *analysis {
+//
+// phases is the order in which versions go live (indexes of versions).
+func analyze(clients []*loadClient, phases []int) *analysis {
 	a := &analysis{firstSeen: make([]time.Duration, len(phases)), saw: make([]mask, len(clients))}
 	for q := range a.firstSeen {
 		a.firstSeen[q] = -1

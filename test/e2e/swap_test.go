@@ -189,36 +189,10 @@ func TestLiveSwapS3(t *testing.T) {
 	stopLoad()
 	loadDur := time.Since(l.t0)
 
-	// Every client: no error, no reconnect, every batch from one version.
-	var batches, inconsistent int64
-	var byKind [nKinds]int64
-	for _, lc := range l.clients {
-		batches += lc.batches
-		byKind[lc.kind] += lc.batches
-		inconsistent += lc.inconsistent
-		if lc.errs > 0 {
-			t.Errorf("client %d (%s): %d errors: %s", lc.n, lc.kind, lc.errs, strings.Join(lc.errTexts, " | "))
-		}
-		if lc.inconsistent > 0 {
-			t.Errorf("client %d (%s): %d batches no single version explains: %s", lc.n, lc.kind, lc.inconsistent, strings.Join(lc.badTexts, " | "))
-		}
-		if lc.idAfter != lc.idBefore {
-			t.Errorf("client %d (%s): CLIENT ID %d before, %d after: the connection was replaced", lc.n, lc.kind, lc.idBefore, lc.idAfter)
-		}
-		if ps := lc.c.PoolStats(); ps.TotalConns != 1 || ps.StaleConns != 0 {
-			t.Errorf("client %d (%s): pool %+v: want exactly one connection, never stale", lc.n, lc.kind, *ps)
-		}
-		if lc.batches < 20 {
-			t.Errorf("client %d (%s): only %d batches: the load did not run", lc.n, lc.kind, lc.batches)
-		}
-	}
-	a := analyze(l.clients)
-	for _, v := range a.violations {
-		t.Error(v)
-	}
-	if a.nViolation > len(a.violations) {
-		t.Errorf("... %d swap-order violations in all", a.nViolation)
-	}
+	// The order in which versions go live: v1, v2, v3, then the pin back
+	// to v2.
+	phases := []int{0, 1, 2, 1}
+	a, batches, byKind := checkClients(t, l, phases)
 	for i, lc := range l.clients {
 		if a.saw[i] != allVersions {
 			t.Errorf("client %d (%s) got replies from %v only: every client must cross every swap", lc.n, lc.kind, a.saw[i])
@@ -312,19 +286,7 @@ func TestLiveSwapS3(t *testing.T) {
 			t.Errorf("INFO dataset %s = %q, want %q (all: %v)", k, info[k], v, info)
 		}
 	}
-	for _, p := range []*proc{syncer, s.proc} {
-		if p.exited() {
-			t.Errorf("%s exited during the test: %v", p.name, p.err)
-		}
-	}
-	// Every log line at error level is a failure: nothing failed here.
-	for _, p := range []*proc{syncer, s.proc} {
-		for _, line := range strings.Split(p.out.String(), "\n") {
-			if strings.Contains(line, `"level":"error"`) {
-				t.Errorf("%s logged an error: %s", p.name, line)
-			}
-		}
-	}
+	checkLogs(t, syncer, s.proc)
 	t.Logf("%d clients, %d batches in %v (get %d, hgetall %d, pipeline %d, multi %d); setup %v, total %v",
 		len(l.clients), batches, loadDur.Round(time.Millisecond), byKind[kindGet], byKind[kindHGetAll], byKind[kindPipeline], byKind[kindMulti],
 		setup.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
@@ -339,4 +301,54 @@ func (u *universe) count(v int) int {
 		}
 	}
 	return n
+}
+
+// checkClients asserts what must hold for every load client: no error, no
+// reconnect, every batch explained by one version, and the versions seen in
+// the order they went live (phases). It returns the analysis and the batch
+// counts.
+func checkClients(t *testing.T, l *load, phases []int) (a *analysis, batches int64, byKind [nKinds]int64) {
+	t.Helper()
+	for _, lc := range l.clients {
+		batches += lc.batches
+		byKind[lc.kind] += lc.batches
+		if lc.errs > 0 {
+			t.Errorf("client %d (%s): %d errors: %s", lc.n, lc.kind, lc.errs, strings.Join(lc.errTexts, " | "))
+		}
+		if lc.inconsistent > 0 {
+			t.Errorf("client %d (%s): %d batches no single version explains: %s", lc.n, lc.kind, lc.inconsistent, strings.Join(lc.badTexts, " | "))
+		}
+		if lc.idAfter != lc.idBefore {
+			t.Errorf("client %d (%s): CLIENT ID %d before, %d after: the connection was replaced", lc.n, lc.kind, lc.idBefore, lc.idAfter)
+		}
+		if ps := lc.c.PoolStats(); ps.TotalConns != 1 || ps.StaleConns != 0 {
+			t.Errorf("client %d (%s): pool %+v: want exactly one connection, never stale", lc.n, lc.kind, *ps)
+		}
+		if lc.batches < 20 {
+			t.Errorf("client %d (%s): only %d batches: the load did not run", lc.n, lc.kind, lc.batches)
+		}
+	}
+	a = analyze(l.clients, phases)
+	for _, v := range a.violations {
+		t.Error(v)
+	}
+	if a.nViolation > len(a.violations) {
+		t.Errorf("... %d swap-order violations in all", a.nViolation)
+	}
+	return a, batches, byKind
+}
+
+// checkLogs fails the test for every error-level log line of the processes.
+func checkLogs(t *testing.T, procs ...*proc) {
+	t.Helper()
+	for _, p := range procs {
+		if p.exited() {
+			t.Errorf("%s exited during the test: %v", p.name, p.err)
+		}
+		for _, line := range strings.Split(p.out.String(), "\n") {
+			if strings.Contains(line, `"level":"error"`) {
+				t.Errorf("%s logged an error: %s", p.name, line)
+			}
+		}
+	}
 }

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/batchkv/batchkv/internal/publish"
+	"github.com/batchkv/batchkv/internal/s3test"
+)
+
+// TestRapidPins flips the pin between versions every few hundred
+// milliseconds under the same load as TestLiveSwapS3, so that new manifests
+// arrive while the server is still opening, warming or draining a version,
+// and rollbacks target versions still draining or already deleted (v1 is
+// garbage-collected, then pinned again and downloaded anew). Every client
+// rule holds as before; intermediate versions may be skipped by the server,
+// never served out of order; the last one serves within 2 s of its install.
+func TestRapidPins(t *testing.T) {
+	testStart := time.Now()
+	u := newUniverse()
+	srv := s3test.Start(t)
+	const dataset = "e2e/flip"
+	dst := srv.Store(t, dataset)
+	for v := range nVersions {
+		publishVersion(t, dst, u.writeVersion(t, v))
+	}
+	pin := func(v int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := publish.Pin(ctx, dst, versionNames[v]); err != nil {
+			t.Fatalf("pin v%d: %v", v+1, err)
+		}
+	}
+	pin(0)
+	root := t.TempDir()
+	vw := watchVolume(root)
+	defer vw.close()
+	syncer := startSyncer(t, srv, srv.URL(dataset), root)
+	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
+		t.Fatalf("v1 not installed within %v", stepTimeout)
+	}
+	s := startServer(t, root)
+	probe := u.byName["s:7:0"]
+	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	l, err := startLoad(s.addr, nClients, u, time.Now().Add(loadCap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	loadStopped := false
+	stopLoad := func() {
+		if !loadStopped {
+			loadStopped = true
+			l.stopLoad()
+		}
+	}
+	defer stopLoad()
+
+	time.Sleep(500 * time.Millisecond)
+	// Pins land every 60-300 ms, not waiting for installs: the syncer (200 ms
+	// polls) may skip some, the server may get a new manifest while it
+	// opens, warms or drains a version.
+	flips := []int{1, 2, 1, 2, 0, 2, 0, 1, 2, 1}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, v := range flips {
+		pin(v)
+		time.Sleep(time.Duration(60+rng.IntN(240)) * time.Millisecond)
+	}
+	last := flips[len(flips)-1]
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		ins, _ := vw.snapshot()
+		if ins[len(ins)-1].version == versionNames[last] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last pin v%d not installed within %v (installs: %+v)", last+1, stepTimeout, ins)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := waitInfoVersion(s.addr, versionNames[last], stepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	stopLoad()
+
+	// The versions went live in the order the manifest named them (the
+	// volume watcher polls every 5 ms; the syncer writes at most one
+	// manifest per 200 ms poll).
+	installs, problems := vw.snapshot()
+	byName := map[string]int{}
+	for v, name := range versionNames {
+		byName[name] = v
+	}
+	var phases []int
+	for _, in := range installs {
+		phases = append(phases, byName[in.version])
+	}
+	a, batches, _ := checkClients(t, l, phases)
+	for _, p := range problems {
+		t.Errorf("shared volume: %s", p)
+	}
+	q := len(phases) - 1
+	if a.firstSeen[q] < 0 {
+		t.Errorf("no reply attributed to the last version")
+	} else if lat := l.t0.Add(a.firstSeen[q]).Sub(installs[q].at); lat > liveWithin {
+		t.Errorf("last version served %v after its install, want within %v", lat, liveWithin)
+	} else {
+		t.Logf("last version served %v after its install", lat.Round(time.Millisecond))
+	}
+
+	// The server made some of the versions live (it may skip one whose
+	// manifest was replaced while it opened it); each one replaced is closed.
+	var live []string
+	for _, line := range s.logLines("version live") {
+		live = append(live, fmt.Sprint(line["version"]))
+	}
+	var closed []string
+	deadline = time.Now().Add(stepTimeout)
+	for {
+		closed = closed[:0]
+		for _, line := range s.logLines("replaced version closed") {
+			closed = append(closed, fmt.Sprint(line["version"]))
+		}
+		if len(closed) >= len(live)-1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(live) < 2 || live[len(live)-1] != versionNames[last] {
+		t.Errorf("server made live %v: want at least one swap, ending on %s", live, versionNames[last])
+	}
+	if !slices.Equal(closed, live[:max(len(live)-1, 0)]) {
+		t.Errorf("server closed %v, want every replaced version in order %v", closed, live[:max(len(live)-1, 0)])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := infoDataset(ctx, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["version"] != versionNames[last] || info["swap_failures"] != "0" || info["swaps"] != fmt.Sprint(len(live)-1) {
+		t.Errorf("INFO dataset %v: want version %s, %d swaps, no failures", info, versionNames[last], len(live)-1)
+	}
+	checkLogs(t, syncer, s.proc)
+	t.Logf("%d pins, %d manifests, server made %d versions live (%v); %d batches; total %v",
+		len(flips), len(installs)-1, len(live), live, batches, time.Since(testStart).Round(time.Millisecond))
+}

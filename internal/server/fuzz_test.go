@@ -29,6 +29,9 @@ func FuzzDispatch(f *testing.F) {
 		"getrange\x00s\x00-1\x00-100", "client\x00kill\x00id\x001", "command\x00docs\x00get", "config\x00get\x00*max*",
 		"hello\x003\x00auth\x00default\x00x\x00setname\x00n", "hscan\x00h\x000\x00match\x00[a-", "keys\x00[^a-\\",
 		"client\x00list\x00id\x001\x002", "slowlog\x00get\x00-1", "info\x00all", "exec", "multi", "watch\x00a", "client\x00pause\x001", "command\x00getkeys\x00get\x00a",
+		"command\x00info\x00config|get\x00CLIENT|LIST\x00a|b|c", "command\x00docs\x00xgroup|create", "command\x00list\x00filterby\x00aclcat\x00read",
+		"command\x00list\x00filterby\x00pattern\x00client|[", "client\x00setinfo\x00LIB-NAME\x00a b", "function\x00delete\x00x", "function|delete\x00x",
+		"client\x00kill\x00id\x00abc\x0048", "client\x00list\x00type\x00pubsub\x00x", "hello\x002\x00setname\x00n\x00auth\x00nosuch\x00pw\x0040",
 	} {
 		f.Add([]byte(seed), uint8(0))
 		f.Add([]byte(seed), uint8(3))

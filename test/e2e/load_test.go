@@ -21,11 +21,12 @@ const (
 	kindHGetAll              // one HGETALL
 	kindPipeline             // a pipeline of pipelineLen GETs and HGETALLs
 	kindMulti                // MULTI, multiLen GETs, HGETALLs and HGETs, EXEC
+	kindScan                 // one SCAN call of a full iteration, over and over
 	nKinds
 )
 
 func (k kind) String() string {
-	return [...]string{"get", "hgetall", "pipeline", "multi"}[k]
+	return [...]string{"get", "hgetall", "pipeline", "multi", "scan"}[k]
 }
 
 const (
@@ -59,6 +60,12 @@ type loadClient struct {
 	inconsistent      int64 // batches no single version explains
 	badTexts          []string
 	samples           []sample
+
+	// SCAN state: the cursor of the iteration under way and the keys it
+	// returned so far; scans counts the full iterations.
+	cursor uint64
+	seen   map[string]bool
+	scans  int64
 }
 
 func newLoadClient(n int, k kind, addr string) *loadClient {
@@ -118,6 +125,8 @@ func (lc *loadClient) run(u *universe, t0 time.Time, stop <-chan struct{}, hardS
 			m, detail, err = lc.pipeline(ctx, u, false)
 		case kindMulti:
 			m, detail, err = lc.pipeline(ctx, u, true)
+		case kindScan:
+			m, detail, err = lc.scan(ctx, u)
 		}
 		end := time.Now()
 		lc.batches++
@@ -159,6 +168,54 @@ func (lc *loadClient) hgetall(ctx context.Context, u *universe) (mask, []string,
 	}
 	m := k.matchHash(got)
 	return m, []string{fmt.Sprintf("HGETALL %s = %v: %v", k.name, got, m)}, nil
+}
+
+// scan sends one SCAN call of the iteration under way. The keys of one call
+// come from one version, so they must all be present in it: the call fits
+// the versions holding every key returned. When the iteration ends, every
+// key present in all versions (so throughout the iteration) must have been
+// returned: the SPEC's promise that a cursor survives a swap.
+func (lc *loadClient) scan(ctx context.Context, u *universe) (mask, []string, error) {
+	if lc.seen == nil {
+		lc.seen = map[string]bool{}
+	}
+	keys, next, err := lc.c.Scan(ctx, lc.cursor, "", 100).Result()
+	if err != nil {
+		return 0, nil, fmt.Errorf("SCAN %d: %w", lc.cursor, err)
+	}
+	m := allVersions
+	var detail []string
+	for _, name := range keys {
+		k := u.byName[name]
+		if k == nil {
+			return 0, nil, fmt.Errorf("SCAN %d returned %q, a key of no version", lc.cursor, name)
+		}
+		if m&k.present == 0 && len(detail) < 5 {
+			detail = append(detail, fmt.Sprintf("%s in %v", name, k.present))
+		}
+		m &= k.present
+		lc.seen[name] = true
+	}
+	if m == 0 {
+		detail = append(detail, fmt.Sprintf("SCAN %d: %d keys", lc.cursor, len(keys)))
+	}
+	lc.cursor = next
+	if next == 0 {
+		lc.scans++
+		missing := 0
+		var example string
+		for _, k := range append(slices.Clone(u.strings), u.hashes...) {
+			if k.present == allVersions && !lc.seen[k.name] {
+				missing++
+				example = k.name
+			}
+		}
+		clear(lc.seen)
+		if missing > 0 {
+			return 0, nil, fmt.Errorf("SCAN iteration %d missed %d keys present in every version (e.g. %s)", lc.scans, missing, example)
+		}
+	}
+	return m, detail, nil
 }
 
 // pipeline sends one pipeline (or MULTI block) of mixed reads and returns

@@ -16,8 +16,9 @@ import (
 )
 
 const (
-	// nClients is the number of load connections (kinds in turn).
-	nClients = 24
+	// nClients is the number of load connections (kinds in turn: 5 of
+	// each).
+	nClients = 25
 	// liveWithin is the SPEC's bound from install (manifest written) to
 	// serving the new version.
 	liveWithin = 2 * time.Second
@@ -170,9 +171,11 @@ func TestLiveSwapS3(t *testing.T) {
 	installs := []install{{}} // phase 0 (v1) was installed before the load
 	infoLive := []time.Time{{}}
 	for i, st := range steps {
+		began := time.Since(l.t0)
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
+		t.Logf("%s: from +%v to +%v", st.name, began.Round(time.Millisecond), time.Since(l.t0).Round(time.Millisecond))
 		ins, ok := vw.waitInstall(i+2, versionNames[st.version], stepTimeout)
 		if !ok {
 			got, _ := vw.snapshot()
@@ -236,6 +239,18 @@ func TestLiveSwapS3(t *testing.T) {
 			k, st[k][0], st[k][1], st[k][2], sw[k][0], sw[k][1], sw[k][2])
 	}
 
+	var worst sample
+	var worstKind kind
+	for _, lc := range l.clients {
+		for _, x := range lc.samples {
+			if x.end-x.start > worst.end-worst.start {
+				worst, worstKind = x, lc.kind
+			}
+		}
+	}
+	t.Logf("slowest batch: %s sent at +%v took %v (installs at %v)", worstKind, worst.start.Round(time.Millisecond),
+		(worst.end - worst.start).Round(time.Millisecond), installOffsets(installs, l.t0))
+
 	// Old versions are closed, then garbage-collected: versions/ ends with
 	// what --keep (2) allows, the live v2 and the previous v3.
 	wantDirs := []string{versionNames[1], versionNames[2]}
@@ -287,9 +302,13 @@ func TestLiveSwapS3(t *testing.T) {
 		}
 	}
 	checkLogs(t, syncer, s.proc)
-	t.Logf("%d clients, %d batches in %v (get %d, hgetall %d, pipeline %d, multi %d); setup %v, total %v",
+	var scans int64
+	for _, lc := range l.clients {
+		scans += lc.scans
+	}
+	t.Logf("%d clients, %d batches in %v (get %d, hgetall %d, pipeline %d, multi %d, scan %d: %d full iterations); setup %v, total %v",
 		len(l.clients), batches, loadDur.Round(time.Millisecond), byKind[kindGet], byKind[kindHGetAll], byKind[kindPipeline], byKind[kindMulti],
-		setup.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
+		byKind[kindScan], scans, setup.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
 }
 
 // count returns the number of keys of version v.
@@ -351,4 +370,14 @@ func checkLogs(t *testing.T, procs ...*proc) {
 			}
 		}
 	}
+}
+
+func installOffsets(ins []install, t0 time.Time) []string {
+	var out []string
+	for _, in := range ins {
+		if !in.at.IsZero() {
+			out = append(out, "+"+in.at.Sub(t0).Round(time.Millisecond).String())
+		}
+	}
+	return out
 }

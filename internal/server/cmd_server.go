@@ -372,26 +372,10 @@ func cmdSlowlogReset(c *conn, _ [][]byte) {
 	c.w.OK()
 }
 
-var slowlogHelp = []string{
-	"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-	"GET [<count>]",
-	"    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-	"    Entries are made of:",
-	"    id, timestamp, time in microseconds, arguments array, client IP and port,",
-	"    client name",
-	"LEN",
-	"    Return the length of the slowlog.",
-	"RESET",
-	"    Reset the slowlog.",
-	"HELP",
-	"    Prints this help.",
-}
-
-func cmdSlowlogHelp(c *conn, _ [][]byte) {
-	c.w.Array(len(slowlogHelp))
-	for _, s := range slowlogHelp {
-		c.w.Simple(s)
-	}
+// cmdHelp answers CLIENT/COMMAND/CONFIG/SLOWLOG HELP with Redis 7.0's text,
+// captured by gencommands.
+func cmdHelp(c *conn, args [][]byte) {
+	c.w.RawString(metaByName[strings.ToLower(string(args[0]))].Help)
 }
 
 // infoSections are INFO's sections in Redis's order; "default" and "all"

@@ -20,7 +20,7 @@ func handlers() map[string]func(*conn, [][]byte) {
 		"config|rewrite": cmdConfigRewrite, "config|resetstat": cmdConfigResetstat,
 		"time": cmdTime, "dbsize": cmdDBSize, "role": cmdRole,
 		"slowlog|get": cmdSlowlogGet, "slowlog|len": cmdSlowlogLen, "slowlog|reset": cmdSlowlogReset,
-		"slowlog|help": cmdSlowlogHelp,
+		"slowlog|help": cmdHelp, "client|help": cmdHelp, "command|help": cmdHelp, "config|help": cmdHelp,
 
 		"get": cmdGet, "mget": cmdMGet, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
 		"ttl": cmdTTL, "pttl": cmdTTL, "expiretime": cmdTTL, "pexpiretime": cmdTTL,

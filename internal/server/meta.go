@@ -26,6 +26,9 @@ type commandMeta struct {
 	// Info2/Info3: the command's COMMAND INFO entry (10 elements);
 	// Docs2/Docs3: its name followed by its COMMAND DOCS map.
 	Info2, Info3, Docs2, Docs3 string
+	// Help is the raw reply to "<container> HELP" for the containers we
+	// serve (CLIENT, COMMAND, CONFIG, SLOWLOG).
+	Help string
 	// Subcommands are a container's, in Redis's order; their own entries
 	// answer COMMAND INFO/DOCS parent|sub.
 	Subcommands []subcommandMeta

@@ -90,6 +90,7 @@ var parityCases = [][]string{
 		"COMMAND LIST FILTERBY PATTERN FUNCTION", "COMMAND INFO xgroup|setid", "FUNCTION DELETE x", "XGROUP CREATE s g $", "function|delete x",
 		"FUNCTION", "FUNCTION NOSUCH", "XGROUP CREATE s", "CONFIG GET hash-max-listpack-entries", "CONFIG GET zset-max-ziplist-entries",
 		"CONFIG GET set-max-intset-entries", "CONFIG GET hash-max-ziplist-entries", "INFO cluster"},
+	{"COMMAND HELP", "CLIENT HELP", "CONFIG HELP", "SLOWLOG HELP", "command help", "COMMAND HELP x", "CLIENT HELP x", "CONFIG GET"},
 	{"SLOWLOG HELP", "SLOWLOG FOO", "SLOWLOG GET x", "SLOWLOG", "SLOWLOG GET -2", "SLOWLOG LEN x", "SLOWLOG RESET x", "SLOWLOG GET 1 2"},
 	{"TIME x", "DBSIZE x", "ROLE x", "RANDOMKEY x", "COMMAND LIST x", "COMMAND LIST FILTERBY FOO x", "COMMAND LIST FILTERBY MODULE x",
 		"COMMAND DOCS nosuch", "COMMAND GETKEYS", "CLIENT ID x", "CLIENT GETNAME x", "CLIENT INFO x", "CLIENT KILL", "CLIENT LIST ID x",

@@ -106,6 +106,7 @@ func run(server, out string) error {
 		arity                      int64
 		flags, categories          []string
 		subs                       []entry
+		help                       []byte
 	}
 	// capture records one command's (or subcommand's) RESP2 metadata.
 	var capture func(name string) (entry, error)
@@ -155,6 +156,13 @@ func run(server, out string) error {
 		for _, s := range en.subs {
 			known = known || contains(s.flags, "write")
 		}
+		if want[name] && len(en.subs) > 0 {
+			// The containers we serve answer HELP with Redis's text (an
+			// array of simple strings: the same bytes in RESP2 and RESP3).
+			if en.help, _, err = do(name, "HELP"); err != nil {
+				return err
+			}
+		}
 		if known {
 			entries = append(entries, en)
 		}
@@ -198,6 +206,9 @@ func run(server, out string) error {
 		b.WriteString("{")
 		writeMeta(&b, e)
 		b.WriteString(",\n")
+		if e.help != nil {
+			fmt.Fprintf(&b, "Help: %s,\n", strconv.Quote(string(e.help)))
+		}
 		if len(e.subs) > 0 {
 			b.WriteString("Subcommands: []subcommandMeta{\n")
 			for _, s := range e.subs {

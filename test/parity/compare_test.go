@@ -457,7 +457,17 @@ func setinfo72(args [][]byte) string {
 	if len(args) != 4 {
 		return "-ERR wrong number of arguments for 'client|setinfo' command\r\n"
 	}
-	attr, val := string(args[2]), args[3]
+	// 7.2's clientSetinfoCommand sees its arguments as C strings (strcasecmp,
+	// %s, validateClientAttr stop at a NUL byte); addReplyErrorFormat turns
+	// CR and LF into spaces.
+	cstr := func(b []byte) []byte {
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			return b[:i]
+		}
+		return b
+	}
+	attr := strings.NewReplacer("\r", " ", "\n", " ").Replace(string(cstr(args[2])))
+	val := cstr(args[3])
 	if !strings.EqualFold(attr, "lib-name") && !strings.EqualFold(attr, "lib-ver") {
 		return fmt.Sprintf("-ERR Unrecognized option '%s'\r\n", attr)
 	}

@@ -69,12 +69,19 @@ type loadClient struct {
 }
 
 func newLoadClient(n int, k kind, addr string) *loadClient {
+	// Half the clients speak RESP2, half RESP3 (go-redis's default: HELLO
+	// 3), so that both reply encodings cross the swaps.
+	proto := 3
+	if n%2 == 1 {
+		proto = 2
+	}
 	return &loadClient{
 		n:    n,
 		kind: k,
 		rng:  rand.New(rand.NewPCG(uint64(n), 42)),
 		c: redis.NewClient(&redis.Options{
-			Addr: addr,
+			Addr:     addr,
+			Protocol: proto,
 			// One connection that lives for the whole test: its CLIENT ID
 			// is compared before and after.
 			PoolSize:         1,

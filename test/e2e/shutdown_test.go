@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -11,22 +13,46 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/redistest"
 	"github.com/batchkv/batchkv/internal/s3test"
 )
 
-// TestEmptyRootThenShutdown starts the server on an empty shared volume
-// (the syncer comes later, as in a pod whose containers start in any
-// order): it answers LOADING, then serves the first version within 2 s of
-// its install; with clients connected and under load it exits promptly on
-// SIGTERM.
+// TestEmptyRootThenShutdown starts the server on an empty shared volume, or
+// on one not created yet (the syncer comes later, as in a pod whose
+// containers start in any order): it answers LOADING, then serves the first
+// version within 2 s of its install; with clients connected and under load
+// it exits promptly on SIGTERM.
 func TestEmptyRootThenShutdown(t *testing.T) {
+	for _, missing := range []bool{false, true} {
+		name := "empty"
+		if missing {
+			name = "missing"
+		}
+		t.Run(name, func(t *testing.T) { emptyRootThenShutdown(t, missing) })
+	}
+}
+
+func emptyRootThenShutdown(t *testing.T, missing bool) {
 	u := newUniverse()
 	srv := s3test.Start(t)
 	const dataset = "e2e/empty"
 	dst := srv.Store(t, dataset)
 	publishVersion(t, dst, u.writeVersion(t, 0))
 	root := t.TempDir()
+	if missing {
+		root = filepath.Join(root, "not", "yet")
+	}
 	s := startServer(t, root)
+	c, err := redistest.Dial(s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTimeout(5 * time.Second)
+	got, err := c.DoString("GET", "s:7:0")
+	c.Close()
+	if err != nil || !strings.HasPrefix(string(got), "-LOADING ") {
+		t.Fatalf("GET before any install: %q %v, want -LOADING", got, err)
+	}
 	vw := watchVolume(root)
 	defer vw.close()
 	startSyncer(t, srv, srv.URL(dataset), root)
@@ -45,6 +71,19 @@ func TestEmptyRootThenShutdown(t *testing.T) {
 	}
 	if m, err := manifest.Read(root); err != nil || m.Version != versionNames[0] {
 		t.Fatalf("manifest %+v %v", m, err)
+	}
+	// The next version too (on a root created after the server started,
+	// the watch on it must have been set up since).
+	publishVersion(t, dst, u.writeVersion(t, 1))
+	if ins, ok = vw.waitInstall(2, versionNames[1], stepTimeout); !ok {
+		t.Fatalf("v2 not installed within %v", stepTimeout)
+	}
+	if ready, err = waitValue(s.addr, probe.name, probe.str[1], stepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second version served %v after its install", ready.Sub(ins.at).Round(time.Millisecond))
+	if d := ready.Sub(ins.at); d > liveWithin {
+		t.Errorf("second version served %v after its install, want within %v", d, liveWithin)
 	}
 
 	l, err := startLoad(s.addr, nClients, u, time.Now().Add(loadCap))

@@ -64,7 +64,11 @@ func (w *volumeWatcher) run() {
 			last = m.Version
 		}
 		if _, err := os.Stat(filepath.Join(manifest.VersionDir(w.root, m.Version), "dataset.json")); err != nil {
-			w.problem("live version " + m.Version + " missing from versions/: " + err.Error())
+			// Only a problem if that version is still the live one: between
+			// the read and the stat, the manifest may have moved on.
+			if m2, err2 := manifest.Read(w.root); err2 == nil && m2.Version == m.Version {
+				w.problem("live version " + m.Version + " missing from versions/: " + err.Error())
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +20,16 @@ import (
 // garbage-collected, then pinned again and downloaded anew). Every client
 // rule holds as before; intermediate versions may be skipped by the server,
 // never served out of order; the last one serves within 2 s of its install.
+//
+// With --keep 1 the syncer deletes each replaced version as soon as the
+// server has closed it, so every rollback downloads again.
 func TestRapidPins(t *testing.T) {
+	for _, keep := range []string{"2", "1"} {
+		t.Run("keep="+keep, func(t *testing.T) { rapidPins(t, keep) })
+	}
+}
+
+func rapidPins(t *testing.T, keep string) {
 	testStart := time.Now()
 	u := newUniverse()
 	srv := s3test.Start(t)
@@ -40,7 +50,7 @@ func TestRapidPins(t *testing.T) {
 	root := t.TempDir()
 	vw := watchVolume(root)
 	defer vw.close()
-	syncer := startSyncer(t, srv, srv.URL(dataset), root)
+	syncer := startSyncer(t, srv, srv.URL(dataset), root, "--keep", keep)
 	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
 		t.Fatalf("v1 not installed within %v", stepTimeout)
 	}
@@ -144,6 +154,18 @@ func TestRapidPins(t *testing.T) {
 	slices.Sort(closed)
 	if !slices.Equal(closed, replaced) {
 		t.Errorf("server closed %v, want every replaced version %v", closed, replaced)
+	}
+	// versions/ comes down to --keep versions, the live one among them.
+	nKeep, _ := strconv.Atoi(keep)
+	var dirs []string
+	for deadline := time.Now().Add(stepTimeout); ; time.Sleep(50 * time.Millisecond) {
+		dirs, err = installedVersions(root)
+		if err == nil && len(dirs) <= nKeep && slices.Contains(dirs, versionNames[last]) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(dirs) > nKeep || !slices.Contains(dirs, versionNames[last]) {
+		t.Errorf("versions/ holds %v (%v): want at most %d, %s among them", dirs, err, nKeep, versionNames[last])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

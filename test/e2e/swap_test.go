@@ -33,7 +33,7 @@ const (
 // startSyncer runs batchkv-syncer following url on the real S3 server. The
 // AWS_* variables s3test set (credentials, region, no config files) are
 // passed to the child explicitly.
-func startSyncer(t *testing.T, srv *s3test.Server, url, root string) *proc {
+func startSyncer(t *testing.T, srv *s3test.Server, url, root string, extra ...string) *proc {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -41,9 +41,9 @@ func startSyncer(t *testing.T, srv *s3test.Server, url, root string) *proc {
 			env = append(env, kv)
 		}
 	}
-	return startProc(t, "batchkv-syncer", binaries.syncer, env,
-		"--source", url, "--root", root, "--interval", "200ms",
-		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region)
+	args := []string{"--source", url, "--root", root, "--interval", "200ms",
+		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region}
+	return startProc(t, "batchkv-syncer", binaries.syncer, env, append(args, extra...)...)
 }
 
 // waitValue polls GET key on addr until it answers want, or timeout. It

@@ -17,7 +17,8 @@ import (
 // milliseconds under the same load as TestLiveSwapS3, so that new manifests
 // arrive while the server is still opening, warming or draining a version,
 // and rollbacks target versions still draining or already deleted (v1 is
-// garbage-collected, then pinned again and downloaded anew). Every client
+// garbage-collected, then pinned again and downloaded anew; unpins go back
+// to the greatest version). Every client
 // rule holds as before; intermediate versions may be skipped by the server,
 // never served out of order; the last one serves within 2 s of its install.
 //
@@ -77,13 +78,23 @@ func rapidPins(t *testing.T, keep string) {
 	// Pins land every 60-300 ms, not waiting for installs: the syncer (200 ms
 	// polls) may skip some, the server may get a new manifest while it
 	// opens, warms or drains a version.
-	flips := []int{1, 2, 1, 2, 0, 2, 0, 1, 2, 1}
+	// -1 unpins: the syncers go back to the greatest version, v3.
+	flips := []int{1, 2, 1, 2, 0, -1, 0, 1, 2, 1, -1}
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, v := range flips {
-		pin(v)
+		if v < 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := publish.Unpin(ctx, dst)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			pin(v)
+		}
 		time.Sleep(time.Duration(60+rng.IntN(240)) * time.Millisecond)
 	}
-	last := flips[len(flips)-1]
+	last := nVersions - 1 // unpinned: the greatest
 	deadline := time.Now().Add(stepTimeout)
 	for {
 		ins, _ := vw.snapshot()

@@ -18,9 +18,9 @@ import (
 // arrive while the server is still opening, warming or draining a version,
 // and rollbacks target versions still draining or already deleted (v1 is
 // garbage-collected, then pinned again and downloaded anew; unpins go back
-// to the greatest version). Every client
-// rule holds as before; intermediate versions may be skipped by the server,
-// never served out of order; the last one serves within 2 s of its install.
+// to the greatest version). Every client rule holds as before; intermediate
+// versions may be skipped by the server, never served out of order; the
+// last one serves within 2 s of its install.
 //
 // With --keep 1 the syncer deletes each replaced version as soon as the
 // server has closed it, so every rollback downloads again.

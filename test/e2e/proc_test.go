@@ -27,6 +27,10 @@ import (
 	"github.com/batchkv/batchkv/internal/redistest"
 )
 
+// syncerBinEnv names a prebuilt batchkv-syncer to use instead of building
+// ./cmd/syncer (as redistest.ServerBinEnv does for the server).
+const syncerBinEnv = "BATCHKV_TEST_SYNCER_BIN"
+
 // binaries are built once per test process by TestMain.
 var binaries struct {
 	server, syncer string
@@ -56,14 +60,17 @@ func buildAndRun(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(binaries.dir)
-	var serverErr error
+	var serverErr, syncerErr error
+	var out []byte
 	var wg sync.WaitGroup
 	wg.Go(func() { binaries.server, serverErr = redistest.ServerBinary() })
-	binaries.syncer = filepath.Join(binaries.dir, "batchkv-syncer")
-	cmd := exec.Command("go", "build", "-o", binaries.syncer, "./cmd/syncer")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, syncerErr := cmd.CombinedOutput()
+	if binaries.syncer = os.Getenv(syncerBinEnv); binaries.syncer == "" {
+		binaries.syncer = filepath.Join(binaries.dir, "batchkv-syncer")
+		cmd := exec.Command("go", "build", "-o", binaries.syncer, "./cmd/syncer")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, syncerErr = cmd.CombinedOutput()
+	}
 	wg.Wait()
 	if serverErr != nil {
 		return 0, serverErr

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/batchkv/batchkv/internal/manifest"
@@ -85,8 +86,9 @@ type Watcher struct {
 	draining map[string]*Version // replaced versions not closed yet, by directory
 
 	// Only accessed from the goroutine running Run (or Check in tests).
-	handled string // manifest content last acted on (success or failure)
-	pending *pendingSwap
+	handled  string // manifest content last acted on (success or failure)
+	retrying string // manifest content whose transient failure was reported
+	pending  *pendingSwap
 }
 
 type pendingSwap struct {
@@ -234,16 +236,23 @@ func (w *Watcher) Check(ctx context.Context) {
 	}
 	dir := manifest.VersionDir(w.opts.Root, m.Version)
 	if err := w.waitDrained(ctx, dir); err != nil {
-		w.fail(err, m.Version, time.Since(start)) // not recorded as handled: retried next poll
+		w.failTransient(string(b), err, m.Version, time.Since(start))
 		return
 	}
 	db, err := w.openAndValidate(m, dir)
 	if err != nil {
+		if lockBusy(err) {
+			// Another process (a server being replaced, during an
+			// overlapping restart) still has the version open: that ends
+			// by itself, so try again at the next poll.
+			w.failTransient(string(b), err, m.Version, time.Since(start))
+			return
+		}
 		w.handled = string(b)
 		w.fail(err, m.Version, time.Since(start))
 		return
 	}
-	w.handled = string(b)
+	w.handled, w.retrying = string(b), ""
 	v := NewVersion(db, w.closed)
 	if m.ActivateAt != nil && m.ActivateAt.After(time.Now()) {
 		d := time.Until(*m.ActivateAt)
@@ -367,14 +376,35 @@ func (w *Watcher) publish(v *Version, m *manifest.Manifest, start time.Time) {
 	}
 }
 
+// failTransient reports a failure that the next poll retries (the manifest
+// is not marked handled), once per manifest content so that a long wait does
+// not count a failure every poll.
+func (w *Watcher) failTransient(manifestContent string, err error, version string, d time.Duration) {
+	if w.retrying == manifestContent {
+		w.log.Debug("still cannot open the version; retrying", zap.String("version", version), zap.Error(err))
+		return
+	}
+	w.retrying = manifestContent
+	w.fail(fmt.Errorf("%w (retrying every %s)", err, w.opts.PollInterval), version, d)
+}
+
+// lockBusy reports whether err says that another process holds the
+// version's Pebble lock (fcntl F_SETLK fails with EAGAIN or EACCES).
+func lockBusy(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
+}
+
 func (w *Watcher) fail(err error, version string, d time.Duration) {
 	w.mu.Lock()
 	w.stats.Failures++
 	w.stats.LastError = err.Error()
 	st := w.stats
 	w.mu.Unlock()
-	w.log.Error("version not swapped in; the live version keeps serving",
-		zap.String("version", version), zap.Error(err))
+	msg := "version not swapped in; the live version keeps serving"
+	if !w.cur.Live() {
+		msg = "version not swapped in; no version is live yet (data commands answer -LOADING)"
+	}
+	w.log.Error(msg, zap.String("version", version), zap.Error(err))
 	if w.opts.OnSwap != nil {
 		w.opts.OnSwap(st, d, err)
 	}

@@ -33,7 +33,8 @@ func TestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--dataset", ds, "--cache-bytes", "8388608")
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--dataset", ds, "--cache-bytes", "8388608",
+		"--metrics-addr", "", "--shutdown-drain", "0")
 	cmd.Env = append(os.Environ(), "BATCHKV_REQUIREPASS=s3cret")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -104,7 +105,8 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(bin, "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "BATCHKV_MAXCLIENTS") || !strings.Contains(string(out), "BATCHKV_REQUIREPASS_FILE") || !strings.Contains(string(out), "BATCHKV_ROOT") {
+	if err != nil || !strings.Contains(string(out), "BATCHKV_MAXCLIENTS") || !strings.Contains(string(out), "BATCHKV_REQUIREPASS_FILE") || !strings.Contains(string(out), "BATCHKV_ROOT") ||
+		!strings.Contains(string(out), "BATCHKV_METRICS_ADDR") || !strings.Contains(string(out), "BATCHKV_SHUTDOWN_DRAIN") || !strings.Contains(string(out), "BATCHKV_PPROF") {
 		t.Fatalf("--help: %v %s", err, out)
 	}
 }

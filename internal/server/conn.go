@@ -26,6 +26,7 @@ type conn struct {
 
 	rd resp.Reader
 	w  resp.Writer
+	in countingReader // nc, counting the bytes read
 
 	// v is the version acquired for the running batch; nil while loading.
 	v *swap.Version
@@ -74,7 +75,8 @@ func (c *conn) pendingOutput() int { return int(c.pending.Load()) }
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), created: time.Now(),
 		laddr: nc.LocalAddr().String(), raddr: nc.RemoteAddr().String()}
-	c.rd.Reset(nc)
+	c.in = countingReader{nc, &s.stats.netInput}
+	c.rd.Reset(&c.in)
 	c.rd.MaxBulkLen = s.cfg.ProtoMaxBulkLen
 	c.rd.QueryBufferLimit = s.cfg.ClientQueryBufferLimit
 	c.w.Proto = 2
@@ -180,6 +182,9 @@ func (c *conn) runBuffered() bool {
 			}
 		}
 		if perr != nil {
+			if m := c.s.cfg.Metrics; m != nil {
+				m.ProtocolError()
+			}
 			c.w.Error("ERR " + perr.Error())
 			c.flush()
 			c.logger().Info("closing client after protocol error", zap.String(fieldReason, perr.Error()))
@@ -205,12 +210,17 @@ func (c *conn) runBatch() bool {
 	c.now = prev
 	c.lastAt.Store(prev.UnixNano())
 	slow := c.s.cfg.SlowlogSlowerThan
+	timed := slow >= 0 || c.s.cmdMetrics != nil
 	for _, args := range c.cmds {
-		c.dispatch(args)
-		if slow >= 0 {
+		ran := c.dispatch(args)
+		if timed {
 			now := time.Now()
-			if d := now.Sub(prev); d >= slow {
+			d := now.Sub(prev)
+			if slow >= 0 && d >= slow {
 				c.s.slowlog.add(c, args, d)
+			}
+			if ran != nil && c.s.cmdMetrics != nil {
+				c.s.commandMetrics(ran).Observe(d)
 			}
 			prev, c.now = now, now
 		}
@@ -295,4 +305,17 @@ func (c *conn) recoverCommand(mark int, args [][]byte) {
 		c.w.Truncate(mark)
 		c.w.Error("ERR internal error")
 	}
+}
+
+// countingReader counts the bytes read from a connection (one atomic add
+// per read, not per command).
+type countingReader struct {
+	nc net.Conn
+	n  *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.nc.Read(p)
+	r.n.Add(int64(n))
+	return n, err
 }

@@ -27,6 +27,9 @@ type command struct {
 	// meta is Redis's metadata; nil only for extraSubcommands (newer than
 	// Redis 7.0, so absent from COMMAND).
 	meta *commandMeta
+	// idx numbers the command and subcommand entries from 0 to
+	// numCommands-1: a server's per-command metrics are a slice by idx.
+	idx int
 }
 
 // maxNameLen bounds command names looked up; longer ones are unknown.
@@ -36,7 +39,20 @@ const maxNameLen = 32
 // and our handler (nil for write commands: READONLY).
 var commands map[string]*command
 
-func init() { commands = buildCommands() }
+// numCommands counts the entries of commands, subcommands included.
+var numCommands int
+
+func init() {
+	commands = buildCommands()
+	for _, cmd := range commands {
+		cmd.idx = numCommands
+		numCommands++
+		for _, sc := range cmd.subs {
+			sc.idx = numCommands
+			numCommands++
+		}
+	}
+}
 
 func parseFlags(fs []string) cmdFlags {
 	var f cmdFlags
@@ -150,8 +166,9 @@ func lookup(args [][]byte) (cmd *command, subUnknown bool) {
 }
 
 // dispatch runs one command as Redis's processCommand does: existence, arity,
-// authentication, MULTI rules, READONLY, LOADING, then queue or call.
-func (c *conn) dispatch(args [][]byte) {
+// authentication, MULTI rules, READONLY, LOADING, then queue or call. It
+// returns the command it ran: nil when it refused or queued it.
+func (c *conn) dispatch(args [][]byte) (ran *command) {
 	mark := c.w.Len()
 	defer c.recoverCommand(mark, args)
 	cmd, subUnknown := lookup(args)
@@ -159,35 +176,35 @@ func (c *conn) dispatch(args [][]byte) {
 	switch {
 	case cmd == nil:
 		c.reject(unknownCommand(args))
-		return
+		return nil
 	case subUnknown:
 		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
-		return
+		return nil
 	case cmd.arity > 0 && len(args) != cmd.arity || len(args) < -cmd.arity:
 		c.reject("ERR wrong number of arguments for '" + cmd.name + "' command")
-		return
+		return nil
 	case !c.authed && cmd.flags&flagNoAuth == 0:
 		c.reject("NOAUTH Authentication required.")
-		return
+		return nil
 	case c.multi && cmd.flags&flagNoMulti != 0:
 		c.reject("ERR Command not allowed inside a transaction")
-		return
+		return nil
 	case cmd.flags&flagWrite != 0:
 		c.reject("READONLY You can't write against a read only replica.")
-		return
+		return nil
 	case cmd.flags&flagLoading == 0 && !c.live():
 		c.reject("LOADING Redis is loading the dataset in memory")
-		return
+		return nil
 	}
 	if cmd.run == nil {
 		// A subcommand Redis has and we do not serve: refused like an
 		// unknown one (also inside MULTI, where it dooms the transaction).
 		if len(args) < 2 {
 			c.reject(unknownCommand(args))
-			return
+			return nil
 		}
 		c.reject("ERR unknown subcommand '" + cTrunc(args[1], 128) + "'. Try " + strings.ToUpper(cString(args[0])) + " HELP.")
-		return
+		return nil
 	}
 	if c.multi {
 		switch cmd.name {
@@ -202,15 +219,17 @@ func (c *conn) dispatch(args [][]byte) {
 				c.logger().Warn("closing client whose MULTI queue reached the query buffer limit",
 					zap.Int64("limit", c.s.cfg.ClientQueryBufferLimit))
 				c.killed.Store(true)
-				return
+				return nil
 			}
 			c.queue = append(c.queue, copyArgs(args))
 			c.w.Simple("QUEUED")
-			return
+			return nil
 		}
 	}
 	c.lastCmd.Store(cmd)
+	ran = cmd
 	cmd.run(c, args)
+	return ran
 }
 
 // live reports whether a version is available to this command: the batch's
@@ -243,6 +262,9 @@ func (c *conn) reject(msg string) {
 // errorReply is the one place error replies are written.
 func (c *conn) errorReply(msg string) {
 	c.s.stats.errorReplies.Add(1)
+	if m := c.s.cfg.Metrics; m != nil {
+		m.ErrorReply(msg)
+	}
 	c.w.Error(msg)
 }
 

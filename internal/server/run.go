@@ -8,13 +8,16 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/cli"
+	"github.com/batchkv/batchkv/internal/metrics"
 	"github.com/batchkv/batchkv/internal/store"
 	"github.com/batchkv/batchkv/internal/swap"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -28,7 +31,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs := cli.NewFlagSet("batchkv-server", "batchkv-server --addr HOST:PORT (--root DIR | --dataset DIR) [flags]", stderr)
 	var cfg Config
 	var dataset, root, passFile, logLevel, logFormat string
-	var pollInterval time.Duration
+	var pollInterval, drain time.Duration
+	var metricsAddr string
+	var pprof bool
 	cacheBytes := int64(1 << 30)
 	fs.StringVar(&cfg.Addr, "addr", DefaultAddr, "address to listen on (port 0 picks a free port; the log line \"listening\" has the actual one)")
 	fs.StringVar(&root, "root", "", "shared volume the syncer installs versions into: serve the version its manifest names, and swap live when it changes")
@@ -44,6 +49,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs.StringVar(&passFile, "requirepass-file", "", "file holding the password clients must AUTH with")
 	fs.IntVar(&cfg.MaxKeysReply, "max-keys-reply", DefaultMaxKeysReply, "most keys one KEYS command may return (beyond: an error; use SCAN)")
 	fs.Int64Var(&cacheBytes, "cache-bytes", cacheBytes, "block cache size in bytes, shared by every open version")
+	fs.StringVar(&metricsAddr, "metrics-addr", metrics.DefaultServerAddr, "HOST:PORT serving /metrics, /healthz and /readyz (empty: none)")
+	fs.BoolVar(&pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
+	fs.DurationVar(&drain, "shutdown-drain", 5*time.Second, "on SIGTERM: fail /readyz at once and keep serving this long (so the pod leaves the Service's endpoints), then shut down")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
 	if _, err := cli.Parse(fs, args, lookup); err != nil {
@@ -51,6 +59,12 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	}
 	if (dataset == "") == (root == "") {
 		return cli.UsageError("give exactly one of --root and --dataset")
+	}
+	if drain < 0 {
+		return cli.UsageError("--shutdown-drain must not be negative")
+	}
+	if pprof && metricsAddr == "" {
+		return cli.UsageError("--pprof needs --metrics-addr")
 	}
 	if passFile != "" {
 		b, err := os.ReadFile(passFile)
@@ -75,8 +89,20 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	wctx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	defer func() { stopWatch(); <-watchDone }()
+	var reg *prometheus.Registry
+	var m *metrics.Server
+	if metricsAddr != "" {
+		reg = metrics.NewRegistry()
+		m = metrics.NewServer(reg)
+		cfg.Metrics = m
+	}
+	var w *swap.Watcher
 	if root != "" {
-		w := swap.NewWatcher(&cur, swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Logger: log})
+		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Logger: log}
+		if m != nil {
+			opts.OnSwap = m.OnSwap
+		}
+		w = swap.NewWatcher(&cur, opts)
 		cfg.Stats = func() SwapStats {
 			st := w.Stats()
 			// INFO's swaps count the versions made live after the first.
@@ -104,6 +130,19 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	if err != nil {
 		return err
 	}
+	// draining is set on SIGTERM: /readyz fails from then on.
+	var draining atomic.Bool
+	if m != nil {
+		m.RegisterState(reg, metrics.ServerState{Conns: srv.ConnStats, Dataset: func() (metrics.Dataset, bool) {
+			return liveDataset(&cur, w)
+		}})
+		ep, err := metrics.Serve(metrics.EndpointOptions{Addr: metricsAddr, Registry: reg, Pprof: pprof, Logger: log,
+			Ready: func() error { return ready(&cur, w, &draining) }})
+		if err != nil {
+			return err
+		}
+		defer ep.Close()
+	}
 	ln, err := net.Listen("tcp", srv.Config().Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
@@ -115,6 +154,19 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		return err
 	case <-ctx.Done():
 	}
+	if drain > 0 {
+		// Kubernetes removes the pod from the Service's endpoints only after
+		// readiness fails: until then clients keep being routed here.
+		draining.Store(true)
+		log.Info("draining: /readyz fails, still serving", zap.Duration("drain", drain))
+		t := time.NewTimer(drain)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
 	log.Info("shutting down", zap.Duration("timeout", ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -125,4 +177,35 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		return err
 	}
 	return nil
+}
+
+// ready is the server's readiness: a version is live and no drain began.
+func ready(cur *swap.Current, w *swap.Watcher, draining *atomic.Bool) error {
+	if draining.Load() {
+		return errors.New("draining: shutting down")
+	}
+	if !cur.Live() {
+		if w != nil {
+			if st := w.Stats(); st.LastError != "" {
+				return fmt.Errorf("no version live yet: %s", st.LastError)
+			}
+		}
+		return errors.New("no version live yet")
+	}
+	return nil
+}
+
+// liveDataset describes the live version for metrics.
+func liveDataset(cur *swap.Current, w *swap.Watcher) (metrics.Dataset, bool) {
+	var d metrics.Dataset
+	v := cur.Acquire()
+	if v != nil {
+		defer v.Release()
+		meta := v.DB.Meta()
+		d = metrics.Dataset{Name: meta.Name, Version: meta.Version, BuiltAt: meta.BuiltAt, Keys: meta.Keys, Open: 1}
+	}
+	if w != nil {
+		d.Open = len(w.Open())
+	}
+	return d, v != nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/batchkv/batchkv/internal/metrics"
 	"github.com/batchkv/batchkv/internal/swap"
 	"go.uber.org/zap"
 )
@@ -55,6 +56,10 @@ type Server struct {
 	wg         sync.WaitGroup // one per connection goroutine
 
 	slowlog slowlog
+
+	// cmdMetrics holds each command's metric series by command.idx,
+	// resolved on first use; nil without Config.Metrics.
+	cmdMetrics []atomic.Pointer[metrics.Command]
 
 	// loadedAt is when INFO first saw loadedV live (an approximation of
 	// when it was swapped in, until the swapper reports it).
@@ -94,6 +99,9 @@ func New(cfg Config, cur *swap.Current, log *zap.Logger) (*Server, error) {
 		conns:     map[*conn]struct{}{},
 	}
 	s.slowlog.maxLen = cfg.SlowlogMaxLen
+	if cfg.Metrics != nil {
+		s.cmdMetrics = make([]atomic.Pointer[metrics.Command], numCommands)
+	}
 	return s, nil
 }
 

@@ -70,6 +70,9 @@ type Stats struct {
 	Failures int64
 	// LastError is the last failure's message, cleared by a successful swap.
 	LastError string
+	// Warmup is how long the live version's warm-up took (part of the
+	// swap's duration), for metrics.
+	Warmup time.Duration
 }
 
 // Watcher follows the shared volume's manifest and makes the version it
@@ -86,8 +89,9 @@ type Watcher struct {
 	draining map[string]*Version // replaced versions not closed yet, by directory
 
 	// Only accessed from the goroutine running Run (or Check in tests).
-	handled  string // manifest content last acted on (success or failure)
-	retrying string // manifest content whose transient failure was reported
+	handled  string        // manifest content last acted on (success or failure)
+	warmed   time.Duration // the last opened version's warm-up time
+	retrying string        // manifest content whose transient failure was reported
 	pending  *pendingSwap
 }
 
@@ -302,10 +306,12 @@ func (w *Watcher) openAndValidate(m *manifest.Manifest, dir string) (*store.DB, 
 		db.Close()
 		return nil, fmt.Errorf("swap: version %s: %w", m.Version, err)
 	}
+	warmStart := time.Now()
 	tables, err := db.WarmTables()
 	if err == nil {
 		err = db.WarmKeys(w.opts.Sampler.Keys())
 	}
+	w.warmed = time.Since(warmStart)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("swap: warm version %s: %w", m.Version, err)
@@ -367,6 +373,7 @@ func (w *Watcher) publish(v *Version, m *manifest.Manifest, start time.Time) {
 	w.stats.LoadedAt = time.Now()
 	w.stats.Swaps++
 	w.stats.LastError = ""
+	w.stats.Warmup = w.warmed
 	st := w.stats
 	w.mu.Unlock()
 	w.log.Info("version live", zap.String("version", m.Version), zap.String("previous", old),

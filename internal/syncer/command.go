@@ -2,16 +2,22 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/cli"
+	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/metrics"
 	"github.com/batchkv/batchkv/internal/remote"
 )
 
@@ -22,7 +28,8 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	fs := cli.NewFlagSet("batchkv-syncer", "batchkv-syncer --source URL --root DIR [--once] [flags]", stderr)
 	var (
 		source, root, logLevel, logFormat string
-		once                              bool
+		metricsAddr                       string
+		once, pprof                       bool
 		opts                              Options
 		ro                                remote.Options
 	)
@@ -37,6 +44,8 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	fs.Var(&bandwidth, "bandwidth", "download limit in bytes per second, shared by all parts (0: unlimited; suffixes K, M, G)")
 	fs.Var(&minFree, "min-free-bytes", "free space to leave on the root filesystem after a download (suffixes K, M, G)")
 	ro.AddFlags(fs)
+	fs.StringVar(&metricsAddr, "metrics-addr", metrics.DefaultSyncerAddr, "HOST:PORT serving /metrics, /healthz and /readyz (empty: none; never with --once)")
+	fs.BoolVar(&pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
 	rest, err := cli.Parse(fs, args, lookup)
@@ -72,9 +81,30 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	if err != nil {
 		return err
 	}
-	s, err := New(opts)
+	var s *Syncer
+	var reg *prometheus.Registry
+	if metricsAddr != "" && !once {
+		reg = metrics.NewRegistry()
+		kinds := make([]string, 0, numKinds)
+		for _, k := range Kinds() {
+			kinds = append(kinds, k.String())
+		}
+		sm := metrics.NewSyncer(reg, kinds, func() metrics.SyncerState { return metricsState(s) })
+		opts.OnDownload = sm.OnDownload
+	}
+	s, err = New(opts)
 	if err != nil {
 		return cli.UsageError("%v", err)
+	}
+	if reg != nil {
+		ep, err := metrics.Serve(metrics.EndpointOptions{Addr: metricsAddr, Registry: reg, Pprof: pprof, Logger: log.Named("syncer"),
+			Ready: func() error { return installed(opts.Root) }})
+		if err != nil {
+			return err
+		}
+		defer ep.Close()
+	} else if pprof {
+		return cli.UsageError("--pprof needs --metrics-addr (and is not served with --once)")
 	}
 	log.Info("batchkv-syncer", zap.String("batchkv_version", buildinfo.Version), zap.String("source", opts.Source.String()),
 		zap.String("root", opts.Root), zap.Bool("once", once))
@@ -87,6 +117,33 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		zap.Int64("files_verified", st.FilesVerified), zap.Int64("versions_deleted", st.VersionsDeleted),
 		zap.Int64("free_bytes", st.FreeBytes), zap.Any("failures", st.Failures))
 	return err
+}
+
+// metricsState reads s's stats and the live version for a scrape.
+func metricsState(s *Syncer) metrics.SyncerState {
+	st := s.Stats().Snapshot()
+	out := metrics.SyncerState{VersionsSeen: st.VersionsSeen, Installs: st.Installs, BytesDownloaded: st.BytesDownloaded,
+		FreeBytes: st.FreeBytes, LastSuccess: st.LastSuccess, Failures: st.Failures}
+	if m, err := manifest.Read(s.opts.Root); err == nil {
+		out.LiveVersion = m.Version
+	}
+	return out
+}
+
+// installed is the syncer's readiness: the manifest names a version and that
+// version is installed. The server container starts once this passes.
+func installed(root string) error {
+	m, err := manifest.Read(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errors.New("no version installed yet")
+		}
+		return err
+	}
+	if _, err := os.Stat(manifest.VersionDir(root, m.Version)); err != nil {
+		return fmt.Errorf("manifest names version %s, not installed: %w", m.Version, err)
+	}
+	return nil
 }
 
 // byteSize is a flag of bytes with an optional binary suffix: 8M = 8 MiB.

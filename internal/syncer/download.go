@@ -230,7 +230,16 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 	s.log.Info("downloading", zap.String(keyVersion, v), zap.Int("files", len(files)), zap.Int("parts", len(parts)),
 		zap.Int64("bytes", total), zap.Int64("already_staged", resumed), zap.Int64("free_bytes", free))
 	start := time.Now()
-	defer func() { s.stats.DownloadNanos.Add(int64(time.Since(start))) }()
+	before := s.stats.BytesDownloaded.Load()
+	defer func() {
+		d := time.Since(start)
+		s.stats.DownloadNanos.Add(int64(d))
+		if s.opts.OnDownload != nil {
+			s.opts.OnDownload(d, s.stats.BytesDownloaded.Load()-before, err)
+		}
+	}()
+	stopProgress := s.logProgress(v, total, start, before)
+	defer stopProgress()
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -634,4 +643,38 @@ func verifyFile(p string, rf release.File, buf []byte) error {
 		return fmt.Errorf("%s: sha256 %s, release says %s", rf.Path, got, rf.SHA256)
 	}
 	return nil
+}
+
+// logProgress logs a long download's progress every ProgressInterval: bytes
+// received of total, the rate since start, and an ETA at that rate. Its
+// goroutine is owned by the caller, which stops it (and waits) with the
+// returned function.
+func (s *Syncer) logProgress(v string, total int64, start time.Time, before int64) (stop func()) {
+	if s.opts.ProgressInterval < 0 {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(s.opts.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			got := s.stats.BytesDownloaded.Load() - before
+			el := time.Since(start)
+			rate := float64(got) / max(el.Seconds(), 1e-9)
+			fields := []zap.Field{zap.String(keyVersion, v), zap.Int64("bytes", got), zap.Int64("total", total),
+				zap.Float64("percent", 100*float64(got)/float64(max(total, 1))),
+				zap.Float64("mb_per_s", rate/1e6), zap.Duration("elapsed", el.Round(time.Second))}
+			if rate > 0 && got < total {
+				fields = append(fields, zap.Duration("eta", time.Duration(float64(total-got)/rate*float64(time.Second)).Round(time.Second)))
+			}
+			s.log.Info("download progress", fields...)
+		}
+	}()
+	return func() { close(done); <-exited }
 }

@@ -24,6 +24,8 @@ const (
 	// MinPartSize bounds --part-size from below: smaller parts only add
 	// requests and fsyncs.
 	MinPartSize = 64 << 10
+	// DefaultProgressInterval is Options.ProgressInterval's default.
+	DefaultProgressInterval = 10 * time.Second
 	// MaxPartSize bounds it from above: a part is the most a crash loses.
 	MaxPartSize = 1 << 30
 )
@@ -65,6 +67,14 @@ type Options struct {
 	// (full jitter). Defaults 250ms and 10s.
 	RetryBase, RetryMax time.Duration
 
+	// ProgressInterval is how often a download in progress logs its bytes,
+	// rate and ETA. Default 10s; negative: never.
+	ProgressInterval time.Duration
+	// OnDownload, if set, is called after each download (of the parts a
+	// pass was missing, failed or not) with its wall time and bytes
+	// received, for metrics.
+	OnDownload func(d time.Duration, bytes int64, err error)
+
 	// Logger receives the syncer's logs, under the name "syncer". Default: a
 	// no-op logger.
 	Logger *zap.Logger
@@ -102,6 +112,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.RetryMax == 0 {
 		o.RetryMax = DefaultRetryMax
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = DefaultProgressInterval
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -78,6 +78,7 @@ func New() *Tool {
 	t.Register(publishCommand())
 	t.Register(versionsCommand())
 	t.Register(pinCommand())
+	t.Register(diffCommand())
 	t.Register(&Command{
 		Name: "version", Synopsis: "batchkv version", Summary: "print the tool's version",
 		Run: runVersion,

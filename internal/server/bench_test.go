@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/batchkv/batchkv/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func benchData() []testPair {
@@ -29,7 +32,11 @@ func pipelineRoundTrip(tb testing.TB, nc net.Conn, req, reply []byte) {
 }
 
 func benchPipeline(b *testing.B, depth int, cmd []byte, replyLen int) {
-	ts := startServer(b, Config{}, benchData())
+	benchPipelineConfig(b, Config{}, depth, cmd, replyLen)
+}
+
+func benchPipelineConfig(b *testing.B, cfg Config, depth int, cmd []byte, replyLen int) {
+	ts := startServer(b, cfg, benchData())
 	nc, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		b.Fatal(err)
@@ -54,6 +61,23 @@ func BenchmarkGET(b *testing.B) {
 	b.Run("pipeline100", func(b *testing.B) { benchPipeline(b, 100, cmd, n) })
 }
 
+// BenchmarkGETMetrics is BenchmarkGET with Prometheus metrics on (each
+// command counted and timed): compare the two in one run for their cost.
+func BenchmarkGETMetrics(b *testing.B) {
+	cmd := cmdBytes("GET", "key:42")
+	n := len("$8\r\nvalue-42\r\n")
+	for _, depth := range []int{1, 100} {
+		name := "single"
+		if depth > 1 {
+			name = "pipeline100"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := Config{Metrics: metrics.NewServer(prometheus.NewRegistry())}
+			benchPipelineConfig(b, cfg, depth, cmd, n)
+		})
+	}
+}
+
 func BenchmarkHGETALL(b *testing.B) {
 	cmd := cmdBytes("HGETALL", "h")
 	n := len("*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n")
@@ -62,8 +86,16 @@ func BenchmarkHGETALL(b *testing.B) {
 
 // The hot paths do not allocate per command in steady state (the count
 // includes the server goroutine: AllocsPerRun reads process-wide stats).
+// With metrics on too: a command's series are resolved once, not per call.
 func TestHotPathAllocs(t *testing.T) {
-	ts := startServer(t, Config{}, benchData())
+	t.Run("plain", func(t *testing.T) { testHotPathAllocs(t, Config{}) })
+	t.Run("metrics", func(t *testing.T) {
+		testHotPathAllocs(t, Config{Metrics: metrics.NewServer(prometheus.NewRegistry())})
+	})
+}
+
+func testHotPathAllocs(t *testing.T, cfg Config) {
+	ts := startServer(t, cfg, benchData())
 	nc, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +154,20 @@ func BenchmarkGETParallel(b *testing.B) {
 			pipelineRoundTrip(b, nc, cmd, reply)
 		}
 	})
+}
+
+// BenchmarkCommandMetrics is what metrics add per command on the hot path
+// (the clock is read per command anyway, for the slowlog): the series
+// lookup by command index, a counter and a histogram observation.
+func BenchmarkCommandMetrics(b *testing.B) {
+	s, err := New(Config{Metrics: metrics.NewServer(prometheus.NewRegistry())}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := commands["get"]
+	d := 20 * time.Microsecond
+	b.ReportAllocs()
+	for b.Loop() {
+		s.commandMetrics(cmd).Observe(d)
+	}
 }

@@ -76,6 +76,11 @@ type Options struct {
 	Examples int
 	// Timeout bounds dialing and each round trip (default 5 s).
 	Timeout time.Duration
+
+	// Progress, when set, is called every ProgressEvery (default 10 s) from
+	// a goroutine of Run's, with the keys compared and differences so far.
+	Progress      func(compared, differences int64)
+	ProgressEvery time.Duration
 }
 
 func (o *Options) ensureDefaults() error {
@@ -118,6 +123,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 10 * time.Second
 	}
 	return nil
 }
@@ -355,6 +363,27 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	)
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	if opts.Progress != nil {
+		done, progressDone := make(chan struct{}), make(chan struct{})
+		// The reporter stops before Run returns.
+		defer func() { close(done); <-progressDone }()
+		go func() {
+			defer close(progressDone)
+			t := time.NewTicker(opts.ProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					rep.mu.Lock()
+					compared, n := rep.Compared, rep.Differences()
+					rep.mu.Unlock()
+					opts.Progress(compared, n)
+				case <-done:
+					return
+				}
+			}
+		}()
 	}
 	for range opts.Concurrency {
 		wg.Go(func() {

@@ -126,6 +126,10 @@ func TestPlantedDifferences(t *testing.T) {
 	}
 	do(t, a, ":2\r\n", "SADD", "set:diff", "x", "y")
 	do(t, b, ":2\r\n", "SADD", "set:diff", "x", "w")
+	do(t, a, ":2\r\n", "ZADD", "zset:diff", "1", "m1", "2", "m2")
+	do(t, b, ":2\r\n", "ZADD", "zset:diff", "1", "m1", "3", "m2")
+	do(t, a, ":2\r\n", "RPUSH", "list:diff", "a", "b")
+	do(t, b, ":2\r\n", "RPUSH", "list:diff", "a", "c")
 	do(t, a, "", "XADD", "stream", "*", "f", "v")
 	do(t, b, "", "XADD", "stream", "*", "f", "v")
 
@@ -164,12 +168,12 @@ func TestPlantedDifferences(t *testing.T) {
 
 	t.Run("scan both", func(t *testing.T) {
 		rep := run(t, Options{Both: true})
-		// A: 100 + 25 + 2 entries − str:7 + 4 sets/lists/zsets + stream = 131 keys.
-		// B's scan adds str:7, only-b and the long key; DBSIZE 131 ≠ 133.
-		if rep.A.DBSize != 131 || rep.B.DBSize != 133 {
+		// A: 100 + 25 + 2 entries − str:7 + 6 sets/lists/zsets + stream = 133 keys.
+		// B's scan adds str:7, only-b and the long key; DBSIZE 133 ≠ 135.
+		if rep.A.DBSize != 133 || rep.B.DBSize != 135 {
 			t.Fatalf("dbsize %d %d", rep.A.DBSize, rep.B.DBSize)
 		}
-		checkCounts(t, rep, &Report{Compared: 134, Equal: 124, Mismatched: 4, MissingA: 3, MissingB: 1, TypeDiffs: 1, Unsupported: 1, CountDiffs: 1})
+		checkCounts(t, rep, &Report{Compared: 136, Equal: 124, Mismatched: 6, MissingA: 3, MissingB: 1, TypeDiffs: 1, Unsupported: 1, CountDiffs: 1})
 		if d := find(t, rep, KindMismatch, "str:5"); d.A != `string "value-35"` || d.B != `string "changed"` {
 			t.Errorf("str:5: %+v", d)
 		}
@@ -185,6 +189,12 @@ func TestPlantedDifferences(t *testing.T) {
 		if d := find(t, rep, KindMissingB, "str:6"); d.B != "(missing)" || d.A != `string "value-42"` {
 			t.Errorf("str:6: %+v", d)
 		}
+		if d := find(t, rep, KindMismatch, "zset:diff"); d.A != `zset (2 elements), rank 1: "m2" score 2` || d.B != `zset (2 elements), rank 1: "m2" score 3` {
+			t.Errorf("zset:diff: %+v", d)
+		}
+		if d := find(t, rep, KindMismatch, "list:diff"); d.A != `list (2 elements), element 1: "b"` || d.B != `list (2 elements), element 1: "c"` {
+			t.Errorf("list:diff: %+v", d)
+		}
 		find(t, rep, KindMissingA, "str:7")
 		find(t, rep, KindMissingA, "only-b")
 		if d := find(t, rep, KindType, "hash:3"); !strings.HasPrefix(d.A, "hash (3 fields)") || d.B != `string "now a string"` {
@@ -195,7 +205,7 @@ func TestPlantedDifferences(t *testing.T) {
 		}
 		var buf strings.Builder
 		rep.WriteText(&buf)
-		for _, w := range []string{"mismatched:        4", "missing on A:      3", `A: string "value-35"`, "DIFFERENT: 11 differences"} {
+		for _, w := range []string{"mismatched:        6", "missing on A:      3", `A: string "value-35"`, "DIFFERENT: 13 differences"} {
 			if !strings.Contains(buf.String(), w) {
 				t.Errorf("text report lacks %q:\n%s", w, buf.String())
 			}
@@ -205,7 +215,7 @@ func TestPlantedDifferences(t *testing.T) {
 	t.Run("scan A only", func(t *testing.T) {
 		rep := run(t, Options{})
 		// only-b and the long key are not found; str:7 is not on A.
-		checkCounts(t, rep, &Report{Compared: 131, Equal: 124, Mismatched: 4, MissingB: 1, TypeDiffs: 1, Unsupported: 1, CountDiffs: 1})
+		checkCounts(t, rep, &Report{Compared: 133, Equal: 124, Mismatched: 6, MissingB: 1, TypeDiffs: 1, Unsupported: 1, CountDiffs: 1})
 	})
 
 	t.Run("keys", func(t *testing.T) {
@@ -314,9 +324,14 @@ func TestRateLimit(t *testing.T) {
 		{1000, 150 * time.Millisecond, 5 * time.Second}, // 200 keys at 1000/s: 0.2 s
 		{-1, 0, 2 * time.Second},
 	} {
+		var progress []int64
 		start := time.Now()
-		rep, err := Run(context.Background(), Options{A: Endpoint{Addr: a}, B: Endpoint{Addr: b}, Keys: keysFile(keys...), Rate: tt.rate, Concurrency: 4})
+		rep, err := Run(context.Background(), Options{A: Endpoint{Addr: a}, B: Endpoint{Addr: b}, Keys: keysFile(keys...), Rate: tt.rate, Concurrency: 4,
+			ProgressEvery: 50 * time.Millisecond, Progress: func(compared, differences int64) { progress = append(progress, compared) }})
 		took := time.Since(start)
+		if tt.rate > 0 && (len(progress) == 0 || progress[len(progress)-1] > 200) {
+			t.Errorf("rate %v: progress reports %v", tt.rate, progress)
+		}
 		if err != nil || rep.Err() != nil || rep.Compared != 200 {
 			t.Fatalf("rate %v: %v %v %d", tt.rate, err, rep.Err(), rep.Compared)
 		}

@@ -148,7 +148,12 @@ func describe(v value, other *value) string {
 				i++
 			}
 		}
-		if i < len(v.list) {
+		switch {
+		case i >= len(v.list):
+		case v.typ == "zset": // member, score pairs
+			i -= i % 2
+			d += fmt.Sprintf(", rank %d: %s score %s", i/2, quote(v.list[i]), v.list[i+1])
+		default:
 			d += fmt.Sprintf(", element %d: %s", i, quote(v.list[i]))
 		}
 		return d
@@ -156,7 +161,7 @@ func describe(v value, other *value) string {
 	return "type " + v.typ
 }
 
-// describeList renders up to a few strings, for errors.
+// describeErr renders an error short.
 func describeErr(err error) string {
 	s := err.Error()
 	if len(s) > 120 {

@@ -15,6 +15,7 @@ import (
 	"github.com/batchkv/batchkv/internal/cli"
 	"github.com/batchkv/batchkv/internal/diff"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 func diffCommand() *Command {
@@ -36,6 +37,7 @@ func diffCommand() *Command {
 		examples := fs.Int("examples", 10, "show the first N differences in detail")
 		timeout := fs.Duration("timeout", 5*time.Second, "bound on connecting and on each round trip")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
+		quiet := fs.Bool("quiet", false, "no progress messages (every 10 s on standard error)")
 		userA := fs.String("username-a", "", "ACL user name for A")
 		userB := fs.String("username-b", "", "ACL user name for B")
 		pwA := fs.String("password-a", "", "password for A (prefer the environment variable)")
@@ -110,25 +112,32 @@ func diffCommand() *Command {
 		}
 		// go-redis logs failed dials itself; the error returned says it once.
 		redis.SetLogger(quietRedisLogger{})
+		if !*quiet {
+			log := env.Logger(false)
+			opts.Progress = func(compared, differences int64) {
+				log.Info("comparing", zap.Int64("compared", compared), zap.Int64("differences", differences))
+			}
+		}
 
 		rep, err := diff.Run(ctx, opts)
 		if errors.Is(err, diff.ErrOptions) {
 			return cli.UsageError("%v", err)
 		}
+		if rep == nil {
+			return err
+		}
+		// A run cut short (an interrupt, a server gone) still reports what
+		// it compared.
 		if err != nil {
-			if rep != nil && rep.Compared > 0 {
-				fmt.Fprintf(env.Stderr, "diff: stopped after %d keys (%d differences so far)\n", rep.Compared, rep.Differences())
-			}
-			return err
+			fmt.Fprintf(env.Stderr, "diff: stopped after %d keys; the report below is partial\n", rep.Compared)
 		}
+		var werr error
 		if *asJSON {
-			if err := writeJSON(env.Stdout, rep); err != nil {
-				return err
-			}
-		} else if err := rep.WriteText(env.Stdout); err != nil {
-			return err
+			werr = writeJSON(env.Stdout, rep)
+		} else {
+			werr = rep.WriteText(env.Stdout)
 		}
-		return rep.Err()
+		return errors.Join(err, werr, rep.Err())
 	}
 	return c
 }

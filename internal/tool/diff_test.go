@@ -274,3 +274,49 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
 }
+
+func TestDiffKeysFromStdin(t *testing.T) {
+	r := redistest.StartRedis(t)
+	redistest.Load(t, r.Addr, diffEntries(5))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer pw.Close()
+		io.WriteString(pw, "k:1\r\nk:2\n\nnope\n")
+	}()
+	stdin := os.Stdin
+	os.Stdin = pr
+	defer func() { os.Stdin = stdin; pr.Close() }()
+	stdout, _, err := run(t, nil, "diff", r.Addr, r.Addr, "--keys", "-")
+	if err != nil || !strings.Contains(stdout, "compared:          3") || !strings.Contains(stdout, "(1 on neither side)") {
+		t.Fatalf("--keys -: %v\n%s", err, stdout)
+	}
+}
+
+func TestDiffServerGoneMidRun(t *testing.T) {
+	es := diffEntries(200)
+	a, b := redistest.StartRedis(t), redistest.StartRedis(t)
+	redistest.Load(t, a.Addr, es)
+	redistest.Load(t, b.Addr, es)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		if c, err := redistest.Dial(b.Addr); err == nil {
+			c.DoString("SHUTDOWN", "NOSAVE") // the connection just closes
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	// 211 keys at 200/s take about 1 s: B goes away in the middle.
+	stdout, stderr, err := run(t, nil, "diff", a.Addr, b.Addr, "--rate", "200", "--timeout", "2s", "--quiet")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "diff: B "+b.Addr) || !strings.Contains(stderr, "the report below is partial") {
+		t.Fatalf("server gone: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "compared:") || strings.Contains(stdout, "compared:          211") {
+		t.Fatalf("partial report:\n%s", stdout)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("took %s", took)
+	}
+}

@@ -327,6 +327,12 @@ func checkRendered(t *testing.T, r *rendered) {
 		t.Errorf("server memory limit %d for a %d-byte cache: want cache plus at least max(25%%, 128 MiB) headroom", limit, cache)
 	}
 
+	// Kubernetes injects BATCHKV_SERVICE_HOST, BATCHKV_PORT_6379_TCP… for a
+	// Service named batchkv: the flags' prefix. Keep them out.
+	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
+		t.Errorf("enableServiceLinks must be false: Service variables share the BATCHKV_ prefix of the flags")
+	}
+
 	// Graceful shutdown: the drain and the shutdown fit the grace period.
 	drain, err := time.ParseDuration(srvEnv["BATCHKV_SHUTDOWN_DRAIN"])
 	if err != nil {

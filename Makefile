@@ -20,7 +20,7 @@ FUZZ_TARGETS := \
 	./internal/syncer:FuzzParseJournal
 FUZZTIME ?= 5s
 
-.PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean
+.PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean bench
 all: build
 
 build:
@@ -66,6 +66,13 @@ tools:
 
 run: build
 	scripts/run-demo.sh
+
+# Side by side with redis-server 7 on the same generated data (docs/BENCHMARKS.md
+# has the last result; BENCHFLAGS e.g. --quick, --keys N, --duration 1s, --repeats 1).
+BENCHFLAGS ?=
+bench: build
+	$(GO) build -trimpath -o bin/batchkv-bench ./cmd/bench
+	bin/batchkv-bench --server-bin bin/batchkv-server --docs docs/BENCHMARKS.md $(BENCHFLAGS)
 
 clean:
 	rm -rf bin .run

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -265,6 +266,8 @@ func checkRendered(t *testing.T, r *rendered) {
 	syncEnv := envOf(t, r, sync)
 	checkFlags(t, "server", srvEnv, helpEnv(t, "server"))
 	checkFlags(t, "syncer", syncEnv, helpEnv(t, "syncer"))
+	checkValues(t, "server", srvEnv)
+	checkValues(t, "syncer", syncEnv)
 
 	// Ports: the listen addresses, the container ports and the probes agree.
 	checkListen(t, "server BATCHKV_ADDR", srvEnv["BATCHKV_ADDR"], redisPort)
@@ -491,6 +494,38 @@ func checkFlags(t *testing.T, bin string, env map[string]string, known map[strin
 		if !known[k] {
 			t.Errorf("%s: setting %s is not a flag of batchkv-%s (see its --help)", bin, k, bin)
 		}
+	}
+}
+
+// checkValues has the binary parse the settings as its environment: a value
+// it cannot parse (BATCHKV_PART_SIZE=8MB, BATCHKV_INTERVAL=30) fails here,
+// not in a crash-looping pod. Each binary is stopped by a usage error raised
+// right after parsing, before it opens or listens on anything.
+func checkValues(t *testing.T, bin string, env map[string]string) {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var err error
+	var want string
+	switch bin {
+	case "server":
+		// --dataset as well as --root: refused just after parsing.
+		want = "give exactly one of --root and --dataset"
+		err = server.Run(context.Background(), nil, io.Discard, func(k string) (string, bool) {
+			if k == "BATCHKV_DATASET" {
+				return "/nonexistent", true
+			}
+			return lookup(k)
+		})
+	case "syncer":
+		// A positional argument: refused just after parsing.
+		want = "unexpected arguments"
+		err = syncer.Command(context.Background(), []string{"stop-after-parsing"}, io.Discard, lookup)
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: the settings do not parse: %v", bin, err)
+	}
+	if f := env["BATCHKV_LOG_FORMAT"]; f != "" && f != "json" && f != "console" {
+		t.Errorf("%s: BATCHKV_LOG_FORMAT %q", bin, f)
 	}
 }
 

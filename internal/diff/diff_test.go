@@ -266,7 +266,7 @@ func writeDataset(t *testing.T, es []store.Entry) string {
 func TestBatchkvAgainstRedis(t *testing.T) {
 	es := entries(400)
 	dir := writeDataset(t, es)
-	bk := redistest.StartBatchkv(t, copyDir(t, dir))
+	bk := redistest.StartBatchkv(t, copyDir(t, dir), "--metrics-addr", "") // no fixed metrics port: tests run in parallel
 	r := redistest.StartRedis(t)
 	redistest.Load(t, r.Addr, es)
 

@@ -150,7 +150,7 @@ func TestDiffBatchkvDataset(t *testing.T) {
 	if err := os.CopyFS(served, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	bk := redistest.StartBatchkv(t, served)
+	bk := redistest.StartBatchkv(t, served, "--metrics-addr", "") // no fixed metrics port: tests run in parallel
 	r := redistest.StartRedis(t)
 	redistest.Load(t, r.Addr, es)
 

@@ -39,4 +39,4 @@ Publish a second version and watch the server swap to it, with no restart:
 Roll back:  bin/batchkv pin $remote <version>   (bin/batchkv versions $remote lists them)
 
 MSG
-bin/batchkv-server --addr "$addr" --root "$root" --log-format console
+bin/batchkv-server --addr "$addr" --root "$root" --log-format console --shutdown-drain 0

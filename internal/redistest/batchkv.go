@@ -103,7 +103,10 @@ func StartBatchkv(t testing.TB, datasetDir string, extraArgs ...string) *Server 
 		t.Fatal(err)
 	}
 	p := startProc(t, "batchkv-server", bin, func(port int) []string {
-		args := []string{"--addr", "127.0.0.1:" + strconv.Itoa(port), "--dataset", datasetDir}
+		// Tests run many servers at once: a free metrics port each, and no
+		// Kubernetes drain period on SIGTERM (extraArgs may override both).
+		args := []string{"--addr", "127.0.0.1:" + strconv.Itoa(port), "--dataset", datasetDir,
+			"--metrics-addr", "127.0.0.1:0", "--shutdown-drain", "0"}
 		return append(args, extraArgs...)
 	})
 	return &Server{Addr: p.addr, p: p}

@@ -218,7 +218,7 @@ func TestCommandContinuous(t *testing.T) {
 	bin := syncerBinary(t)
 	src, root := t.TempDir(), t.TempDir()
 	publishVersion(t, src, "v1", 20, 100)
-	cmd := exec.Command(bin, "--source", "file://"+src, "--root", root, "--interval", "50ms")
+	cmd := exec.Command(bin, "--source", "file://"+src, "--root", root, "--interval", "50ms", "--metrics-addr", "127.0.0.1:0")
 	var log bytes.Buffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {

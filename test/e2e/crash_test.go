@@ -122,7 +122,7 @@ func restartServer(t *testing.T, root string) *server {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-		p := startProc(t, "batchkv-server (restarted)", binaries.server, os.Environ(), "--addr", addr, "--root", root)
+		p := startProc(t, "batchkv-server (restarted)", binaries.server, os.Environ(), "--addr", addr, "--root", root, "--metrics-addr", "127.0.0.1:0", "--shutdown-drain", "0")
 		select {
 		case <-p.done:
 			if attempt < 2 {

@@ -220,7 +220,7 @@ func startServer(t *testing.T, root string, extra ...string) *server {
 	var last string
 	for attempt := 0; attempt < 3; attempt++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-		args := append([]string{"--addr", addr, "--root", root}, extra...)
+		args := append([]string{"--addr", addr, "--root", root, "--metrics-addr", "127.0.0.1:0", "--shutdown-drain", "0"}, extra...)
 		p := startProc(t, "batchkv-server", binaries.server, os.Environ(), args...)
 		s := &server{proc: p, addr: addr}
 		err := s.waitPing(20 * time.Second)

@@ -41,7 +41,7 @@ func startSyncer(t *testing.T, srv *s3test.Server, url, root string, extra ...st
 			env = append(env, kv)
 		}
 	}
-	args := []string{"--source", url, "--root", root, "--interval", "200ms",
+	args := []string{"--source", url, "--root", root, "--interval", "200ms", "--metrics-addr", "127.0.0.1:0",
 		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region}
 	return startProc(t, "batchkv-syncer", binaries.syncer, env, append(args, extra...)...)
 }

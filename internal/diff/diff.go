@@ -301,7 +301,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	start := time.Now()
-	rep := &Report{A: Side{Addr: opts.A.Addr}, B: Side{Addr: opts.B.Addr}, maxExamples: max(opts.Examples, 0)}
+	rep := &Report{A: Side{Addr: opts.A.Addr}, B: Side{Addr: opts.B.Addr}, Examples: []Difference{}, maxExamples: max(opts.Examples, 0)}
 	a, err := dial(ctx, "A", opts.A, opts)
 	if err != nil {
 		return nil, err

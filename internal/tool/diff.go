@@ -31,7 +31,7 @@ func diffCommand() *Command {
 		dataset := fs.String("dataset", "", "compare every key of this built version directory and check its key count against DBSIZE of both sides")
 		sample := fs.Int("sample", 0, "compare N random keys of A (RANDOMKEY) and those of N random keys of B that A's sample lacks")
 		both := fs.Bool("both", false, "without --keys, --dataset or --sample: also SCAN B, to find keys only B has")
-		rate := fs.Float64("rate", 5000, "at most this many keys per second over both sides (0: unlimited)")
+		rate := fs.Float64("rate", 5000, "at most this many keys compared per second, each read once on each side (a token bucket; 0: unlimited)")
 		batch := fs.Int("batch", 100, "keys per pipelined round trip (at most rate/20)")
 		concurrency := fs.Int("concurrency", 4, "batches in flight")
 		examples := fs.Int("examples", 10, "show the first N differences in detail")

@@ -115,6 +115,11 @@ func TestDiffCommand(t *testing.T) {
 		t.Fatalf("--json report: %+v\n%s", rep, stdout)
 	}
 
+	// Automation gets an empty list, not null, when there is nothing to show.
+	stdout, _, _ = run(t, nil, "diff", a.Addr, a.Addr, "--json")
+	if !strings.Contains(stdout, `"examples": []`) {
+		t.Fatalf("--json of identical servers:\n%s", stdout)
+	}
 	stdout, _, err = run(t, nil, "diff", a.Addr, b.Addr, "--examples", "0")
 	if exitCode(err) != 1 || strings.Contains(stdout, "first ") || !strings.Contains(stdout, "DIFFERENT: 4 differences") {
 		t.Fatalf("scan of A only: %v\n%s", err, stdout)

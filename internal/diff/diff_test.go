@@ -196,7 +196,9 @@ func TestPlantedDifferences(t *testing.T) {
 			t.Errorf("list:diff: %+v", d)
 		}
 		find(t, rep, KindMissingA, "str:7")
-		find(t, rep, KindMissingA, "only-b")
+		if d := find(t, rep, KindMissingA, "only-b"); d.A != "(missing)" || d.B != `string "extra"` {
+			t.Errorf("only-b: %+v", d)
+		}
 		if d := find(t, rep, KindType, "hash:3"); !strings.HasPrefix(d.A, "hash (3 fields)") || d.B != `string "now a string"` {
 			t.Errorf("hash:3: %+v", d)
 		}

@@ -96,10 +96,9 @@ func compareBatch(ctx context.Context, a, b *side, batch []item, rep *Report) er
 		case errA != nil || errB != nil:
 			rep.record(errorDiff(it.key, errA, errB))
 		case it.extra:
-			// Found by scanning B: A's scan compared it if A has it.
-			if ta == "none" && tb != "none" {
-				rep.record(Difference{Kind: KindMissingA, Key: quote(it.key), A: "(missing)", B: "type " + tb})
-			}
+			// Found by scanning B: A's scan compared it if A has it; if
+			// not, B's value is read to describe it.
+			pending[j] = ta == "none" && tb != "none"
 		case ta == "none" && tb == "none":
 			rep.same(true)
 		case ta != tb:

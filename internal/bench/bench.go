@@ -160,6 +160,10 @@ type Stats struct {
 	P999      time.Duration
 	// CPUPerM is the server's CPU seconds (user + system) per million requests.
 	CPUPerM float64
+	// ClientCPU is the load generator's own CPU time (user + system, whole
+	// process) over the cell's wall time: near ClientProcs, the client and
+	// not the server was the bottleneck.
+	ClientCPU float64
 	// Requests, Errors and Misses are totals over the repeats.
 	Requests, Errors, Misses uint64
 }
@@ -191,8 +195,8 @@ type Result struct {
 
 // one run of one cell against one server.
 type sample struct {
-	ops, p50, p99, p999, cpuPerM float64
-	load                         *loadResult
+	ops, p50, p99, p999, cpuPerM, clientCPU float64
+	load                                    *loadResult
 }
 
 // Run runs the whole benchmark. Both servers are stopped before it returns,
@@ -366,7 +370,15 @@ func measure(ctx context.Context, s *server, keys [][KeyLen]byte, cell Cell, o O
 	if err != nil {
 		return sample{}, err
 	}
+	u0, err := selfCPU()
+	if err != nil {
+		return sample{}, err
+	}
 	l, err := runLoad(ctx, s.addr, keys, cell, o.Duration, o.MaxRequests, seed)
+	if err != nil {
+		return sample{}, err
+	}
+	u1, err := selfCPU()
 	if err != nil {
 		return sample{}, err
 	}
@@ -378,12 +390,13 @@ func measure(ctx context.Context, s *server, keys [][KeyLen]byte, cell Cell, o O
 		return sample{}, errors.New("no request completed")
 	}
 	return sample{
-		ops:     float64(l.ops) / l.elapsed.Seconds(),
-		p50:     float64(l.hist.Quantile(0.5)),
-		p99:     float64(l.hist.Quantile(0.99)),
-		p999:    float64(l.hist.Quantile(0.999)),
-		cpuPerM: (c1 - c0).Seconds() / (float64(l.ops) / 1e6),
-		load:    l,
+		ops:       float64(l.ops) / l.elapsed.Seconds(),
+		p50:       float64(l.hist.Quantile(0.5)),
+		p99:       float64(l.hist.Quantile(0.99)),
+		p999:      float64(l.hist.Quantile(0.999)),
+		cpuPerM:   (c1 - c0).Seconds() / (float64(l.ops) / 1e6),
+		clientCPU: (u1 - u0).Seconds() / l.elapsed.Seconds(),
+		load:      l,
 	}, nil
 }
 
@@ -405,6 +418,7 @@ func summarize(ss []sample) Stats {
 		P99:       time.Duration(med(func(s sample) float64 { return s.p99 })),
 		P999:      time.Duration(med(func(s sample) float64 { return s.p999 })),
 		CPUPerM:   med(func(s sample) float64 { return s.cpuPerM }),
+		ClientCPU: med(func(s sample) float64 { return s.clientCPU }),
 	}
 	for _, s := range ss {
 		st.Requests += s.load.ops

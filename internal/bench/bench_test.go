@@ -73,6 +73,9 @@ func TestRun(t *testing.T) {
 			if s.CPUPerM < 0 || s.CPUPerM > 1000 {
 				t.Errorf("%s %s: %v CPU s per million requests", c.Cell, name, s.CPUPerM)
 			}
+			if s.ClientCPU < 0 || s.ClientCPU > 64 {
+				t.Errorf("%s %s: client CPU %v", c.Cell, name, s.ClientCPU)
+			}
 			if s.Errors != 0 || s.Misses != 0 {
 				t.Errorf("%s %s: %d error replies, %d misses (every key exists)", c.Cell, name, s.Errors, s.Misses)
 			}

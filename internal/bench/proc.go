@@ -202,3 +202,12 @@ func (s *server) exited() (bool, error) {
 		return false, nil
 	}
 }
+
+// selfCPU returns the CPU time (user + system) this process has used.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("bench: getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}

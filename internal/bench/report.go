@@ -17,6 +17,7 @@ var Columns = []string{
 	"batchkv ops/s", "redis ops/s", "ops ratio",
 	"batchkv p50/p99/p99.9 µs", "redis p50/p99/p99.9 µs", "p99 ratio",
 	"batchkv CPU s/M req", "redis CPU s/M req", "CPU ratio",
+	"client CPU batchkv / redis",
 }
 
 // Doc markers delimit the section WriteDocs owns in docs/BENCHMARKS.md.
@@ -50,11 +51,11 @@ func (r *Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "|%s\n", strings.Repeat("---|", len(Columns)))
 	for _, c := range r.Cells {
 		b, rd := c.Batchkv, c.Redis
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s | %.2f | %.2f | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s | %.2f | %.2f | %s | %.0f%% / %.0f%% |\n",
 			c.Command, c.Conns, c.Pipeline, c.Dist,
 			b.OpsPerSec, rd.OpsPerSec, ratio(b.OpsPerSec, rd.OpsPerSec),
 			lat(b), lat(rd), ratio(float64(b.P99), float64(rd.P99)),
-			b.CPUPerM, rd.CPUPerM, ratio(b.CPUPerM, rd.CPUPerM))
+			b.CPUPerM, rd.CPUPerM, ratio(b.CPUPerM, rd.CPUPerM), 100*b.ClientCPU, 100*rd.ClientCPU)
 	}
 }
 
@@ -81,7 +82,7 @@ func (r *Result) Report(w io.Writer, command string) {
 		ratio(float64(r.RSSEnd[Batchkv]), float64(r.RSSEnd[Redis])))
 	fmt.Fprintf(w, "| on disk | %s, %.1f bytes/key | – (no persistence) | |\n\n", mib(r.DiskBytes), float64(r.DiskBytes)/float64(o.Keys))
 	r.Table(w)
-	fmt.Fprintf(w, "\nops/s: replies per second over all connections. Latency: one pipelined batch (P requests sent, P replies read), in microseconds. CPU s/M req: the server's user+system CPU seconds (from /proc/PID/stat) per million requests. Ratios are batchkv / redis: above 1 is better for ops/s, worse for latency and CPU. GET asks only string keys and HGETALL only hash keys; zipfian is math/rand/v2 Zipf with s=%.1f over the key list.\n", ZipfS)
+	fmt.Fprintf(w, "\nops/s: replies per second over all connections. Latency: one pipelined batch (P requests sent, P replies read), in microseconds. CPU s/M req: the server's user+system CPU seconds (from /proc/PID/stat) per million requests. Client CPU: the load generator's own CPU time over wall time (near %d%% it, not the server, limited the cell). Ratios are batchkv / redis: above 1 is better for ops/s, worse for latency and CPU. GET asks only string keys and HGETALL only hash keys; zipfian is math/rand/v2 Zipf with s=%.1f over the key list.\n", 100*o.ClientProcs, ZipfS)
 	var errs, misses uint64
 	for _, c := range r.Cells {
 		errs += c.Batchkv.Errors + c.Redis.Errors

@@ -107,6 +107,11 @@ type Options struct {
 	Logger *zap.Logger
 	// ProgressEvery is the interval of progress log lines; default 10s.
 	ProgressEvery time.Duration
+	// Progress, if set, is called about four times a second and once at
+	// the end of each phase: phase "read" counts input bytes of the files
+	// (or file ranges) finished, of their total; phase "merge" counts
+	// partitions written, of all partitions. Calls never overlap.
+	Progress func(phase string, done, total int64)
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
 }
@@ -197,6 +202,10 @@ type builder struct {
 	nspills int
 
 	read atomic.Int64 // records read so far
+	// readBytes is the input size of the parse jobs finished, of
+	// totalBytes; merged counts the partitions written.
+	readBytes, totalBytes, merged atomic.Int64
+	progressMu                    sync.Mutex // serializes Options.Progress calls
 }
 
 // Build builds the dataset version opts.Out and returns its metadata.
@@ -270,6 +279,7 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 	parsed := opts.Now()
 	var stats partStats
 	if err == nil {
+		bl.reportProgress() // the read phase's final state
 		log.Info("input read and sorted", zap.Int64("records", bl.read.Load()), zap.Int("spilled_runs", bl.nspills),
 			zap.Duration("elapsed", parsed.Sub(start)))
 		stats, err = bl.merge(ctx, cancel)
@@ -364,11 +374,20 @@ func (bl *builder) progress(ctx context.Context, start time.Time) (stop func()) 
 		defer wg.Done()
 		t := time.NewTicker(bl.opts.ProgressEvery)
 		defer t.Stop()
+		var report <-chan time.Time
+		if bl.opts.Progress != nil {
+			rt := time.NewTicker(250 * time.Millisecond)
+			defer rt.Stop()
+			report = rt.C
+			defer bl.reportProgress() // the final state of the last phase
+		}
 		last, lastT := int64(0), start
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-report:
+				bl.reportProgress()
 			case now := <-t.C:
 				n := bl.read.Load()
 				bl.opts.Logger.Info("progress", zap.Int64("records", n),
@@ -379,6 +398,21 @@ func (bl *builder) progress(ctx context.Context, start time.Time) (stop func()) 
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
+}
+
+// reportProgress calls Options.Progress with the running phase: reading
+// until every parse job finished, then merging.
+func (bl *builder) reportProgress() {
+	if bl.opts.Progress == nil {
+		return
+	}
+	bl.progressMu.Lock()
+	defer bl.progressMu.Unlock()
+	if done, total := bl.readBytes.Load(), bl.totalBytes.Load(); done < total || bl.merged.Load() == 0 {
+		bl.opts.Progress("read", done, total)
+		return
+	}
+	bl.opts.Progress("merge", bl.merged.Load(), int64(bl.opts.Partitions))
 }
 
 func (bl *builder) spills() int {
@@ -403,6 +437,9 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 		for seg, start := 0, int64(0); start < f.Size; seg, start = seg+1, start+bl.opts.SplitBytes {
 			jobs = append(jobs, job{file: i, seg: uint32(seg), start: start, end: start + bl.opts.SplitBytes, size: min(bl.opts.SplitBytes, f.Size-start)})
 		}
+	}
+	for _, jb := range jobs {
+		bl.totalBytes.Add(jb.size)
 	}
 	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(b.size, a.size) })
 	workers := min(bl.opts.Workers, len(jobs))
@@ -545,6 +582,7 @@ func (bl *builder) parseFile(ctx context.Context, jb job, b *batch) (err error) 
 	}
 	bl.read.Add(n & 0x3ff)
 	bl.records[jb.file].Add(n)
+	bl.readBytes.Add(jb.size)
 	return nil
 }
 
@@ -569,6 +607,7 @@ func (bl *builder) merge(ctx context.Context, cancel context.CancelCauseFunc) (p
 					return
 				}
 				results[p] = st
+				bl.merged.Add(1)
 			}
 		}()
 	}

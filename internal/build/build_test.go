@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -508,5 +509,37 @@ func TestSplitFile(t *testing.T) {
 	_, err = Build(context.Background(), Options{Inputs: []string{bad}, Out: filepath.Join(dir, "err2"), Version: "v", SplitBytes: 64 << 10})
 	if err == nil || !strings.Contains(err.Error(), bad+":20001: value must be a string or a number, got null") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestProgressCallback(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, `{"key":"k%d","value":"%d"}`+"\n", i, i)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	last := map[string][2]int64{}
+	_, err := Build(context.Background(), Options{Inputs: []string{in}, Out: filepath.Join(dir, "v"), Partitions: 4,
+		Progress: func(phase string, done, total int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			if prev, ok := last[phase]; ok && done < prev[0] {
+				t.Errorf("%s went backwards: %d after %d", phase, done, prev[0])
+			}
+			last[phase] = [2]int64{done, total}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := last["read"]; got[1] != int64(b.Len()) || got[0] != got[1] {
+		t.Errorf("read progress ended at %v, want %d of %d bytes", got, b.Len(), b.Len())
+	}
+	if got := last["merge"]; got != [2]int64{4, 4} {
+		t.Errorf("merge progress ended at %v, want 4 of 4 partitions", got)
 	}
 }

@@ -57,6 +57,18 @@ func buildCommand() *Command {
 			return cli.UsageError("--input and --out are required")
 		}
 		opts := build.Options{Inputs: inputs, Out: *out, Name: *name, Version: *version, Memory: int64(memory), Logger: env.Logger(*quiet)}
+		// A bar on a terminal; log lines (the builder's own) elsewhere.
+		if !*quiet && isTerminal(env.Stderr) {
+			bars := newProgressBars(env.Stderr, func(phase string) (string, bool) {
+				if phase == "read" {
+					return "reading and sorting", true
+				}
+				return "writing sstables", false
+			})
+			defer bars.Finish()
+			opts.Progress = bars.Update
+			opts.ProgressEvery = time.Hour
+		}
 		if opts.Format, err = input.ParseFormat(*format); err != nil {
 			return cli.UsageError("%v", err)
 		}

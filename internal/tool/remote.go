@@ -41,8 +41,15 @@ func publishCommand() *Command {
 				return cli.UsageError("--activate-at: %v", err)
 			}
 		}
-		log := env.Logger(*quiet)
-		opts.Progress = progressLogger(log, "uploaded")
+		switch {
+		case *quiet:
+		case isTerminal(env.Stderr):
+			bars := newProgressBars(env.Stderr, func(string) (string, bool) { return "uploading", true })
+			defer bars.Finish()
+			opts.Progress = func(done, total int64) { bars.Update("upload", done, total) }
+		default:
+			opts.Progress = progressLogger(env.Logger(false), "uploaded")
+		}
 		dst, err := remote.Open(ctx, pos[1], ro)
 		if err != nil {
 			return err

@@ -3,7 +3,9 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,4 +131,70 @@ func TestS3Command(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	checkInstalled(t, root, v1)
+}
+
+// TestS3DownOrThrottled: while the S3 server answers only 503 SlowDown, or
+// resets every connection, or cannot be reached at all, a pass fails cleanly
+// (a source failure, nothing staged as installed, the live version and the
+// manifest untouched); once the server is back, the next pass installs.
+func TestS3DownOrThrottled(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	proxy := s3test.NewProxy(t, srv.Endpoint)
+	local, root := t.TempDir(), t.TempDir()
+	v1 := publishVersion(t, local, "v1", 200, 100)
+	upload(t, srv.Store(t, "ds"), local)
+	o := srv.Options()
+	o.Endpoint = proxy.Endpoint
+	st, err := s3store.New(ctx, srv.Bucket, "ds", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSyncer(t, local, root, func(o *Options) { o.Source = st })
+	if res, err := s.SyncOnce(ctx); err != nil || res.Action != ActionInstalled {
+		t.Fatalf("v1: %+v %v", res, err)
+	}
+
+	v2 := publishVersion(t, local, "v2", 300, 100)
+	upload(t, srv.Store(t, "ds"), local)
+	for _, kind := range []s3test.FaultKind{s3test.SlowDown, s3test.Reset} {
+		proxy.Inject(s3test.Fault{Kind: kind}, 1_000_000) // every request, for a while
+		res, err := s.SyncOnce(ctx)
+		var se *Error
+		if err == nil || !errors.As(err, &se) || se.Kind != KindSource {
+			t.Fatalf("%v: pass = %+v, %v; want a source failure", kind, res, err)
+		}
+		if m := readManifest(t, root); m.Version != "v1" {
+			t.Fatalf("%v: manifest moved to %s", kind, m.Version)
+		}
+		checkInstalled(t, root, v1)
+		proxy.Clear()
+	}
+
+	// Unreachable: a closed port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadEndpoint := "http://" + ln.Addr().String()
+	ln.Close()
+	o.Endpoint = deadEndpoint
+	dead, err := s3store.New(ctx, srv.Bucket, "ds", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sDead := newTestSyncer(t, local, root, func(o *Options) { o.Source = dead })
+	if _, err := sDead.SyncOnce(ctx); err == nil {
+		t.Fatal("a pass against an unreachable S3 endpoint succeeded")
+	}
+	if m := readManifest(t, root); m.Version != "v1" {
+		t.Fatalf("unreachable: manifest moved to %s", m.Version)
+	}
+	checkInstalled(t, root, v1)
+
+	// The server is back.
+	if res, err := s.SyncOnce(ctx); err != nil || res.Action != ActionInstalled || res.Version != "v2" {
+		t.Fatalf("after recovery: %+v %v", res, err)
+	}
+	checkInstalled(t, root, v2)
 }

@@ -253,7 +253,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	res.RedisLoadTime = time.Since(t)
 	res.StringKeys, res.HashKeys = len(keys.strings), len(keys.hashes)
-	if res.RSSLoaded[Redis], err = rssBytes(rdb.pid()); err != nil {
+	if res.RSSLoaded[Redis], err = rssBytes(rdb.Pid()); err != nil {
 		return nil, err
 	}
 	progress("loaded %d keys into redis-server in %v", o.Keys, res.RedisLoadTime.Round(time.Millisecond))
@@ -290,7 +290,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer bkv.stop()
-	if res.RSSLoaded[Batchkv], err = rssBytes(bkv.pid()); err != nil {
+	if res.RSSLoaded[Batchkv], err = rssBytes(bkv.Pid()); err != nil {
 		return nil, err
 	}
 	servers := []struct {
@@ -352,11 +352,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		res.Cells = append(res.Cells, CellResult{Cell: cell, Redis: summarize(samples[ci][0]), Batchkv: summarize(samples[ci][1])})
 	}
 	for _, sv := range servers {
-		if res.RSSEnd[sv.name], err = rssBytes(sv.s.pid()); err != nil {
+		if res.RSSEnd[sv.name], err = rssBytes(sv.s.Pid()); err != nil {
 			return nil, err
 		}
-		if done, _ := sv.s.exited(); done {
-			return nil, fmt.Errorf("bench: %s exited during the run:\n%s", sv.name, sv.s.out.String())
+		if done, _ := sv.s.Exited(); done {
+			return nil, fmt.Errorf("bench: %s exited during the run:\n%s", sv.name, sv.s.Output())
 		}
 	}
 	res.Total = time.Since(start)
@@ -366,7 +366,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 // measure runs one cell against one server and reads the server's CPU time
 // around it.
 func measure(ctx context.Context, s *server, keys [][KeyLen]byte, cell Cell, o Options, seed uint64) (sample, error) {
-	c0, err := cpuTime(s.pid())
+	c0, err := cpuTime(s.Pid())
 	if err != nil {
 		return sample{}, err
 	}
@@ -382,7 +382,7 @@ func measure(ctx context.Context, s *server, keys [][KeyLen]byte, cell Cell, o O
 	if err != nil {
 		return sample{}, err
 	}
-	c1, err := cpuTime(s.pid())
+	c1, err := cpuTime(s.Pid())
 	if err != nil {
 		return sample{}, err
 	}

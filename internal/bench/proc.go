@@ -9,9 +9,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/batchkv/batchkv/internal/proc"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
@@ -20,39 +21,10 @@ const clockTicks = 100
 
 // server is a process the benchmark started and must stop.
 type server struct {
-	name string
+	*proc.Process
 	addr string
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
 }
 
-// tailBuffer keeps the first 64 KiB of a process's output for error messages.
-type tailBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.b.Len() < 64<<10 {
-		t.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.b.String()
-}
-
-// startServer runs argsFor(port) (prefixed by taskset -c cpu when cpu is not
-// empty) on a free port of 127.0.0.1 and waits until it answers PING. A
-// process that exits at once is retried on another port (the port may have
-// been taken between picking and binding).
 func startServer(name string, cpu string, argsFor func(port int) []string) (*server, error) {
 	var lastErr error
 	for range 4 {
@@ -67,24 +39,17 @@ func startServer(name string, cpu string, argsFor func(port int) []string) (*ser
 			// taskset execs the server: the pid stays the server's.
 			argv = append([]string{"taskset", "-c", cpu}, argv...)
 		}
-		s := &server{name: name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: &tailBuffer{}, done: make(chan struct{})}
-		s.cmd = exec.Command(argv[0], argv[1:]...)
-		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-		// If the benchmark dies without cleaning up, the kernel kills the server.
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := s.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("bench: %s: start: %w", name, err)
+		pr, err := proc.Start(name, exec.Command(argv[0], argv[1:]...), 64<<10)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
 		}
-		go func() { // owned by s: ends when the process exits
-			s.err = s.cmd.Wait()
-			close(s.done)
-		}()
+		s := &server{Process: pr, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 		err = s.waitReady(60 * time.Second)
 		if err == nil {
 			return s, nil
 		}
 		s.stop()
-		lastErr = fmt.Errorf("%w\n--- %s output ---\n%s", err, name, s.out.String())
+		lastErr = fmt.Errorf("%w\n--- %s output ---\n%s", err, name, s.Output())
 	}
 	return nil, lastErr
 }
@@ -93,10 +58,8 @@ func (s *server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("bench: %s exited before answering PING: %v", s.name, s.err)
-		default:
+		if exited, err := s.Exited(); exited {
+			return fmt.Errorf("bench: %s exited before answering PING: %v", s.Name, err)
 		}
 		last = ping(s.addr)
 		if last == nil {
@@ -104,7 +67,7 @@ func (s *server) waitReady(timeout time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("bench: %s at %s not ready after %v: %v", s.name, s.addr, timeout, last)
+	return fmt.Errorf("bench: %s at %s not ready after %v: %v", s.Name, s.addr, timeout, last)
 }
 
 func ping(addr string) error {
@@ -130,24 +93,10 @@ func ping(addr string) error {
 
 // stop sends SIGTERM, then SIGKILL after 5 s, and waits for the exit.
 func (s *server) stop() {
-	if s == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if s != nil {
+		s.Stop(5 * time.Second)
 	}
 }
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // cpuTime returns the CPU time (user + system) the process has used, from
 // /proc/PID/stat.
@@ -193,15 +142,6 @@ func rssBytes(pid int) (int64, error) {
 }
 
 var execLookPath = exec.LookPath
-
-func (s *server) exited() (bool, error) {
-	select {
-	case <-s.done:
-		return true, s.err
-	default:
-		return false, nil
-	}
-}
 
 // selfCPU returns the CPU time (user + system) this process has used.
 func selfCPU() (time.Duration, error) {

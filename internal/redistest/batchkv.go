@@ -19,14 +19,14 @@ const ServerBinEnv = "BATCHKV_TEST_SERVER_BIN"
 type Server struct {
 	// Addr is its host:port on 127.0.0.1.
 	Addr string
-	p    *proc
+	p    *child
 }
 
 // Output returns what the server has logged so far.
-func (s *Server) Output() string { return s.p.out.String() }
+func (s *Server) Output() string { return s.p.Output() }
 
 // Exited reports whether the server process has exited, and its error.
-func (s *Server) Exited() (bool, error) { return s.p.exited() }
+func (s *Server) Exited() (bool, error) { return s.p.Exited() }
 
 var built struct {
 	once sync.Once

@@ -1,15 +1,14 @@
 package redistest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/batchkv/batchkv/internal/proc"
 )
 
 // startTimeout bounds how long a server may take to answer its first PING.
@@ -18,39 +17,12 @@ const startTimeout = 20 * time.Second
 // stopTimeout is how long a server gets to exit on SIGTERM before SIGKILL.
 const stopTimeout = 5 * time.Second
 
-// proc is a server process started by a test and owned by its cleanup.
-type proc struct {
-	name string
+// child is a server process started by a test and owned by its cleanup.
+type child struct {
+	*proc.Process
 	addr string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
 }
 
-// lockedBuffer collects a process's output; os/exec copies into it from its
-// own goroutine while the test may read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 4<<20 { // keep memory bounded; the start is what matters
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// freePort returns a port that was free a moment ago on 127.0.0.1.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +47,7 @@ func ClosedPort(t testing.TB) int {
 // PING, retrying on another port when the process exits early (most likely:
 // the port was taken between picking and binding). The process is stopped in
 // t.Cleanup, and its output is logged if the test failed.
-func startProc(t testing.TB, name, bin string, argsFor func(port int) []string) *proc {
+func startProc(t testing.TB, name, bin string, argsFor func(port int) []string) *child {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -83,35 +55,23 @@ func startProc(t testing.TB, name, bin string, argsFor func(port int) []string) 
 		if err != nil {
 			t.Fatalf("redistest: %s: pick a port: %v", name, err)
 		}
-		p := &proc{
-			name: name,
-			addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			out:  &lockedBuffer{},
-			done: make(chan struct{}),
+		pr, err := proc.Start(name, exec.Command(bin, argsFor(port)...), 0)
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
 		}
-		p.cmd = exec.Command(bin, argsFor(port)...)
-		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-		if err := p.cmd.Start(); err != nil {
-			t.Fatalf("redistest: %s: start %s: %v", name, bin, err)
-		}
-		go func() { // owned by p: ends when the process exits
-			p.err = p.cmd.Wait()
-			close(p.done)
-		}()
+		p := &child{Process: pr, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 		if err := p.waitReady(); err != nil {
 			p.stop()
-			lastErr = fmt.Errorf("%w\n--- %s output ---\n%s", err, name, p.out.String())
-			select {
-			case <-p.done: // exited by itself: maybe the port was taken, retry
+			lastErr = fmt.Errorf("%w\n--- %s output ---\n%s", err, name, p.Output())
+			if exited, _ := p.Exited(); exited { // by itself: maybe the port was taken, retry
 				continue
-			default:
 			}
 			break
 		}
 		t.Cleanup(func() {
 			p.stop()
 			if t.Failed() {
-				t.Logf("--- %s (%s) output ---\n%s", name, p.addr, p.out.String())
+				t.Logf("--- %s (%s) output ---\n%s", name, p.addr, p.Output())
 			}
 		})
 		return p
@@ -122,14 +82,12 @@ func startProc(t testing.TB, name, bin string, argsFor func(port int) []string) 
 
 // waitReady polls PING until it gets +PONG, the process exits, or
 // startTimeout passes.
-func (p *proc) waitReady() error {
+func (p *child) waitReady() error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
 	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("redistest: %s exited before answering PING: %v", p.name, p.err)
-		default:
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("redistest: %s exited before answering PING: %v", p.Name, err)
 		}
 		c, err := Dial(p.addr)
 		if err == nil {
@@ -147,32 +105,8 @@ func (p *proc) waitReady() error {
 		last = err
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("redistest: %s at %s not ready after %v: %v", p.name, p.addr, startTimeout, last)
+	return fmt.Errorf("redistest: %s at %s not ready after %v: %v", p.Name, p.addr, startTimeout, last)
 }
 
-// stop sends SIGTERM, then SIGKILL if the process has not exited in
-// stopTimeout, and waits for it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// exited reports whether the process has exited, and how.
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
+// stop stops the process: SIGTERM, then SIGKILL after stopTimeout.
+func (p *child) stop() { p.Stop(stopTimeout) }

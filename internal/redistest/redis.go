@@ -21,7 +21,7 @@ const ReadOnlyError = "-READONLY You can't write against a read only replica.\r\
 type Redis struct {
 	// Addr is its host:port on 127.0.0.1.
 	Addr string
-	p    *proc
+	p    *child
 }
 
 // StartRedis starts redis-server 7 on 127.0.0.1 with a free port, no
@@ -52,7 +52,7 @@ func StartRedis(t testing.TB, extraArgs ...string) *Redis {
 }
 
 // Output returns what the server has logged so far.
-func (r *Redis) Output() string { return r.p.out.String() }
+func (r *Redis) Output() string { return r.p.Output() }
 
 // Load writes entries into the server at addr with pipelined, binary-safe SET
 // and HSET commands (one HSET per hash, fields in stored order, so that a

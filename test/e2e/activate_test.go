@@ -97,5 +97,5 @@ func TestActivateAt(t *testing.T) {
 	if lines := s.logLines("version ready, waiting for its activation time"); len(lines) != 1 {
 		t.Errorf("server logged %d waits for an activation time, want 1", len(lines))
 	}
-	checkLogs(t, syncer, s.proc)
+	checkLogs(t, syncer, s.child)
 }

@@ -69,7 +69,7 @@ func TestCrashMidSwap(t *testing.T) {
 			t.Fatalf("%s: manifest did not name %s within %v", r.name, versionNames[r.version], stepTimeout)
 		}
 		time.Sleep(r.delay)
-		s.kill()
+		s.Kill()
 		s = restartServer(t, root)
 		ready, err := waitValue(s.addr, probe.name, probe.str[r.version], stepTimeout)
 		if err != nil {
@@ -109,8 +109,8 @@ func TestCrashMidSwap(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("shared volume: %s", p)
 	}
-	if syncer.exited() {
-		t.Errorf("syncer exited: %v", syncer.err)
+	if exited, err := syncer.Exited(); exited {
+		t.Errorf("syncer exited: %v", err)
 	}
 }
 
@@ -124,13 +124,14 @@ func restartServer(t *testing.T, root string) *server {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		p := startProc(t, "batchkv-server (restarted)", binaries.server, os.Environ(), "--addr", addr, "--root", root, "--metrics-addr", "127.0.0.1:0", "--shutdown-drain", "0")
 		select {
-		case <-p.done:
+		case <-p.Done():
 			if attempt < 2 {
 				continue
 			}
-			t.Fatalf("restarted server exited: %v\n%s", p.err, p.out.String())
+			_, err := p.Exited()
+			t.Fatalf("restarted server exited: %v\n%s", err, p.Output())
 		case <-time.After(20 * time.Millisecond):
 		}
-		return &server{proc: p, addr: addr}
+		return &server{child: p, addr: addr}
 	}
 }

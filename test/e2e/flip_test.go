@@ -187,7 +187,7 @@ func rapidPins(t *testing.T, keep string) {
 	if info["version"] != versionNames[last] || info["swap_failures"] != "0" || info["swaps"] != fmt.Sprint(len(live)-1) {
 		t.Errorf("INFO dataset %v: want version %s, %d swaps, no failures", info, versionNames[last], len(live)-1)
 	}
-	checkLogs(t, syncer, s.proc)
+	checkLogs(t, syncer, s.child)
 	t.Logf("%d pins, %d manifests, server made %d versions live (%v); %d batches; total %v",
 		len(flips), len(installs)-1, len(live), live, batches, time.Since(testStart).Round(time.Millisecond))
 }

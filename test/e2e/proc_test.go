@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,9 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/batchkv/batchkv/internal/proc"
 
 	"github.com/redis/go-redis/v9"
 
@@ -81,100 +81,45 @@ func buildAndRun(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// proc is a child process owned by a test: its output is kept (bounded) for
+// child is a process owned by a test: its output is kept (bounded) for
 // assertions and for the failure log, and t.Cleanup stops it.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
+type child struct {
+	*proc.Process
 	// started is when exec returned: the reference for start-up timings.
 	started time.Time
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 8<<20 { // bounded; these tests log a few hundred lines
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startProc starts bin with args and env; the process is stopped (SIGTERM,
 // then SIGKILL after 5 s) when the test ends, and its output logged if the
 // test failed.
-func startProc(t *testing.T, name, bin string, env []string, args ...string) *proc {
+func startProc(t *testing.T, name, bin string, env []string, args ...string) *child {
 	t.Helper()
-	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("e2e: start %s: %v", name, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	pr, err := proc.Start(name, cmd, 8<<20)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
 	}
-	p.started = time.Now()
-	go func() { // owned by p: ends when the process exits
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &child{Process: pr, started: time.Now()}
 	t.Cleanup(func() {
-		p.stop(5 * time.Second)
+		p.Stop(5 * time.Second)
 		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, tail(p.out.String(), 200))
+			t.Logf("--- %s output ---\n%s", name, tail(p.Output(), 200))
 		}
 	})
 	return p
 }
 
-// stop sends SIGTERM, then SIGKILL if the process has not exited within
-// grace, and waits for it.
-func (p *proc) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+// exited reports whether the process has exited.
+func (p *child) exited() bool {
+	done, _ := p.Exited()
+	return done
 }
 
 // logLines returns the JSON log lines of the process whose msg is msg.
-func (p *proc) logLines(msg string) []map[string]any {
+func (p *child) logLines(msg string) []map[string]any {
 	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Output()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var m map[string]any
@@ -208,7 +153,7 @@ func freePort(t *testing.T) int {
 
 // server is a batchkv-server process following a shared volume.
 type server struct {
-	*proc
+	*child
 	addr string
 }
 
@@ -222,13 +167,13 @@ func startServer(t *testing.T, root string, extra ...string) *server {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		args := append([]string{"--addr", addr, "--root", root, "--metrics-addr", "127.0.0.1:0", "--shutdown-drain", "0"}, extra...)
 		p := startProc(t, "batchkv-server", binaries.server, os.Environ(), args...)
-		s := &server{proc: p, addr: addr}
+		s := &server{child: p, addr: addr}
 		err := s.waitPing(20 * time.Second)
 		if err == nil {
 			return s
 		}
-		last = fmt.Sprintf("%v\n%s", err, p.out.String())
-		p.stop(time.Second)
+		last = fmt.Sprintf("%v\n%s", err, p.Output())
+		p.Stop(time.Second)
 	}
 	t.Fatalf("e2e: batchkv-server did not start: %s", last)
 	return nil
@@ -242,8 +187,8 @@ func (s *server) waitPing(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var err error
 	for time.Now().Before(deadline) {
-		if s.exited() {
-			return fmt.Errorf("exited: %v", s.err)
+		if exited, err := s.Exited(); exited {
+			return fmt.Errorf("exited: %v", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err = c.Ping(ctx).Err()

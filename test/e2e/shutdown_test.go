@@ -97,11 +97,11 @@ func emptyRootThenShutdown(t *testing.T, missing bool) {
 	redis.SetLogger(discardLogger{})
 	defer redis.SetLogger(stderrLogger{})
 	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-s.done:
+	case <-s.Done():
 	case <-time.After(15 * time.Second):
 		t.Fatalf("server still running 15 s after SIGTERM")
 	}
@@ -111,7 +111,8 @@ func emptyRootThenShutdown(t *testing.T, missing bool) {
 	close(l.stop)
 	l.wg.Wait()
 	l.close()
-	t.Logf("server exited %v after SIGTERM with %d busy clients (exit: %v)", took.Round(time.Millisecond), nClients, s.err)
+	_, exitErr := s.Exited()
+	t.Logf("server exited %v after SIGTERM with %d busy clients (exit: %v)", took.Round(time.Millisecond), nClients, exitErr)
 	if took > 2*time.Second {
 		t.Errorf("server took %v to exit on SIGTERM with busy clients, want a prompt exit", took)
 	}

@@ -33,7 +33,7 @@ const (
 // startSyncer runs batchkv-syncer following url on the real S3 server. The
 // AWS_* variables s3test set (credentials, region, no config files) are
 // passed to the child explicitly.
-func startSyncer(t *testing.T, srv *s3test.Server, url, root string, extra ...string) *proc {
+func startSyncer(t *testing.T, srv *s3test.Server, url, root string, extra ...string) *child {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -301,7 +301,7 @@ func TestLiveSwapS3(t *testing.T) {
 			t.Errorf("INFO dataset %s = %q, want %q (all: %v)", k, info[k], v, info)
 		}
 	}
-	checkLogs(t, syncer, s.proc)
+	checkLogs(t, syncer, s.child)
 	var scans int64
 	for _, lc := range l.clients {
 		scans += lc.scans
@@ -358,15 +358,15 @@ func checkClients(t *testing.T, l *load, phases []int) (a *analysis, batches int
 }
 
 // checkLogs fails the test for every error-level log line of the processes.
-func checkLogs(t *testing.T, procs ...*proc) {
+func checkLogs(t *testing.T, procs ...*child) {
 	t.Helper()
 	for _, p := range procs {
-		if p.exited() {
-			t.Errorf("%s exited during the test: %v", p.name, p.err)
+		if exited, err := p.Exited(); exited {
+			t.Errorf("%s exited during the test: %v", p.Name, err)
 		}
-		for _, line := range strings.Split(p.out.String(), "\n") {
+		for _, line := range strings.Split(p.Output(), "\n") {
 			if strings.Contains(line, `"level":"error"`) {
-				t.Errorf("%s logged an error: %s", p.name, line)
+				t.Errorf("%s logged an error: %s", p.Name, line)
 			}
 		}
 	}

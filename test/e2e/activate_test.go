@@ -23,31 +23,13 @@ func TestActivateAt(t *testing.T) {
 	dst := srv.Store(t, dataset)
 	publishVersion(t, dst, u.writeVersion(t, 0))
 	v2 := u.writeVersion(t, 1)
-	root := t.TempDir()
-	vw := watchVolume(root)
-	defer vw.close()
-	syncer := startSyncer(t, srv, srv.URL(dataset), root)
-	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
-		t.Fatalf("v1 not installed within %v", stepTimeout)
-	}
-	s := startServer(t, root)
-	probe := u.byName["s:7:0"]
-	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
-		t.Fatal(err)
-	}
+	_, vw, syncer, s := startPod(t, u, srv, dataset)
 	l, err := startLoad(s.addr, nClients, u, time.Now().Add(loadCap))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.close()
-	loadStopped := false
-	stopLoad := func() {
-		if !loadStopped {
-			loadStopped = true
-			l.stopLoad()
-		}
-	}
-	defer stopLoad()
+	defer l.stopLoad() // on a t.Fatal below: clients stop before the servers do
 
 	time.Sleep(300 * time.Millisecond)
 	// Whole seconds: the release and manifest may keep less than
@@ -69,7 +51,7 @@ func TestActivateAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	stopLoad()
+	l.stopLoad()
 
 	a, _, _ := checkClients(t, l, []int{0, 1})
 	if a.firstSeen[1] < 0 {

@@ -34,18 +34,8 @@ func TestCrashMidSwap(t *testing.T) {
 	const dataset = "e2e/crash"
 	dst := srv.Store(t, dataset)
 	publishVersion(t, dst, dirs[0])
-	root := t.TempDir()
-	vw := watchVolume(root)
-	defer vw.close()
-	syncer := startSyncer(t, srv, srv.URL(dataset), root)
-	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
-		t.Fatalf("v1 not installed within %v", stepTimeout)
-	}
-	s := startServer(t, root)
+	root, vw, syncer, s := startPod(t, u, srv, dataset)
 	probe := u.byName["s:7:0"] // in every version
-	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
-		t.Fatal(err)
-	}
 
 	rounds := []struct {
 		name    string

@@ -48,31 +48,13 @@ func rapidPins(t *testing.T, keep string) {
 		}
 	}
 	pin(0)
-	root := t.TempDir()
-	vw := watchVolume(root)
-	defer vw.close()
-	syncer := startSyncer(t, srv, srv.URL(dataset), root, "--keep", keep)
-	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
-		t.Fatalf("v1 not installed within %v", stepTimeout)
-	}
-	s := startServer(t, root)
-	probe := u.byName["s:7:0"]
-	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
-		t.Fatal(err)
-	}
+	root, vw, syncer, s := startPod(t, u, srv, dataset, "--keep", keep)
 	l, err := startLoad(s.addr, nClients, u, time.Now().Add(loadCap))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.close()
-	loadStopped := false
-	stopLoad := func() {
-		if !loadStopped {
-			loadStopped = true
-			l.stopLoad()
-		}
-	}
-	defer stopLoad()
+	defer l.stopLoad() // on a t.Fatal below: clients stop before the servers do
 
 	time.Sleep(500 * time.Millisecond)
 	// Pins land every 60-300 ms, not waiting for installs: the syncer (200 ms
@@ -110,7 +92,7 @@ func rapidPins(t *testing.T, keep string) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	stopLoad()
+	l.stopLoad()
 
 	// The versions went live in the order the manifest named them (the
 	// volume watcher polls every 5 ms; the syncer writes at most one

@@ -33,6 +33,26 @@ const (
 // startSyncer runs batchkv-syncer following url on the real S3 server. The
 // AWS_* variables s3test set (credentials, region, no config files) are
 // passed to the child explicitly.
+// startPod starts what a pod runs, on a fresh volume: the syncer following
+// dataset on srv and, once it has installed the first version, the server,
+// returning when the server serves it. The volume watcher closes at cleanup.
+func startPod(t *testing.T, u *universe, srv *s3test.Server, dataset string, syncerArgs ...string) (root string, vw *volumeWatcher, syncer *child, s *server) {
+	t.Helper()
+	root = t.TempDir()
+	vw = watchVolume(root)
+	t.Cleanup(vw.close)
+	syncer = startSyncer(t, srv, srv.URL(dataset), root, syncerArgs...)
+	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
+		t.Fatalf("v1 not installed within %v", stepTimeout)
+	}
+	s = startServer(t, root)
+	probe := u.byName["s:7:0"] // in every version
+	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	return root, vw, syncer, s
+}
+
 func startSyncer(t *testing.T, srv *s3test.Server, url, root string, extra ...string) *child {
 	t.Helper()
 	var env []string
@@ -124,18 +144,7 @@ func TestLiveSwapS3(t *testing.T) {
 	dst := srv.Store(t, dataset)
 	publishVersion(t, dst, dirs[0])
 
-	root := t.TempDir()
-	vw := watchVolume(root)
-	defer vw.close()
-	syncer := startSyncer(t, srv, srv.URL(dataset), root)
-	if _, ok := vw.waitInstall(1, versionNames[0], stepTimeout); !ok {
-		t.Fatalf("v1 not installed within %v", stepTimeout)
-	}
-	s := startServer(t, root)
-	probe := u.byName["s:7:0"] // in every version
-	if _, err := waitValue(s.addr, probe.name, probe.str[0], stepTimeout); err != nil {
-		t.Fatal(err)
-	}
+	root, vw, syncer, s := startPod(t, u, srv, dataset)
 	setup := time.Since(testStart)
 
 	l, err := startLoad(s.addr, nClients, u, time.Now().Add(loadCap))
@@ -143,14 +152,7 @@ func TestLiveSwapS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.close()
-	loadStopped := false
-	stopLoad := func() {
-		if !loadStopped {
-			loadStopped = true
-			l.stopLoad()
-		}
-	}
-	defer stopLoad() // on a t.Fatal below: clients stop before the servers do
+	defer l.stopLoad() // on a t.Fatal below: clients stop before the servers do
 
 	// The steps: each makes the syncer install a version; the test waits
 	// for the manifest and for INFO to name it, then lets the load run.
@@ -189,7 +191,7 @@ func TestLiveSwapS3(t *testing.T) {
 		infoLive = append(infoLive, live)
 		time.Sleep(steady)
 	}
-	stopLoad()
+	l.stopLoad()
 	loadDur := time.Since(l.t0)
 
 	// The order in which versions go live: v1, v2, v3, then the pin back

@@ -35,6 +35,7 @@ func (c *conn) lookupKey(key []byte) (v store.Value, closer io.Closer, found, ok
 		return v, nil, false, false
 	}
 	c.s.stats.keyspaceHits.Add(1)
+	c.s.cfg.Sampler.Observe(key) // nil-safe; one cheap random number per read
 	return v, closer, true, true
 }
 

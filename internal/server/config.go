@@ -3,8 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/batchkv/batchkv/internal/metrics"
 	"time"
+
+	"github.com/batchkv/batchkv/internal/metrics"
+	"github.com/batchkv/batchkv/internal/swap"
 
 	"github.com/batchkv/batchkv/internal/resp"
 )
@@ -61,6 +63,10 @@ type Config struct {
 
 	// SlowlogMaxLen is slowlog-max-len. Default 128.
 	SlowlogMaxLen int
+
+	// Sampler, if set, is offered a sample of the keys clients read, so that
+	// the swap watcher can warm the next version with them. Default nil.
+	Sampler *swap.Sampler
 
 	// Stats reports live-swap statistics for INFO's Dataset section. Nil
 	// (the default) reports zero swaps and no previous version.

@@ -98,7 +98,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	}
 	var w *swap.Watcher
 	if root != "" {
-		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Logger: log}
+		// Keep 4096 of the keys clients read (one read in 64) to warm the
+		// next version with what is hot now.
+		cfg.Sampler = swap.NewSampler(4096, 64)
+		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Sampler: cfg.Sampler, Logger: log}
 		if m != nil {
 			opts.OnSwap = m.OnSwap
 		}

@@ -72,6 +72,10 @@ type Config struct {
 	// (the default) reports zero swaps and no previous version.
 	Stats func() SwapStats
 
+	// Cluster, if set, is the cluster topology this server serves one shard
+	// of (Redis Cluster protocol); nil: standalone.
+	Cluster *ClusterConfig
+
 	// Metrics, if set, receives per-command calls and latencies and error
 	// replies (nil: no metrics, and no extra clock read per command).
 	Metrics *metrics.Server

@@ -189,6 +189,8 @@ func (c *conn) dispatch(args [][]byte) (ran *command) {
 	case c.multi && cmd.flags&flagNoMulti != 0:
 		c.reject("ERR Command not allowed inside a transaction")
 		return nil
+	case c.s.cfg.Cluster != nil && c.clusterRedirect(cmd, args):
+		return nil
 	case cmd.flags&flagWrite != 0:
 		c.reject("READONLY You can't write against a read only replica.")
 		return nil

@@ -52,6 +52,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs.StringVar(&metricsAddr, "metrics-addr", metrics.DefaultServerAddr, "HOST:PORT serving /metrics, /healthz and /readyz (empty: none)")
 	fs.BoolVar(&pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	fs.DurationVar(&drain, "shutdown-drain", 5*time.Second, "on SIGTERM: fail /readyz at once and keep serving this long (so the pod leaves the Service's endpoints), then shut down")
+	var clusterOpts clusterOptions
+	clusterOpts.register(fs)
+	var tlsOpts tlsOptions
+	tlsOpts.register(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or console")
 	if _, err := cli.Parse(fs, args, lookup); err != nil {
@@ -72,6 +76,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 			return fmt.Errorf("server: --requirepass-file: %w", err)
 		}
 		cfg.RequirePass = strings.TrimRight(string(b), "\r\n")
+	}
+	checkMeta, err := clusterOpts.apply(&cfg, lookup)
+	if err != nil {
+		return err
 	}
 	log, err := cli.NewLogger(logLevel, logFormat, stderr)
 	if err != nil {
@@ -101,7 +109,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		// Keep 4096 of the keys clients read (one read in 64) to warm the
 		// next version with what is hot now.
 		cfg.Sampler = swap.NewSampler(4096, 64)
-		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Sampler: cfg.Sampler, Logger: log}
+		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Sampler: cfg.Sampler, Logger: log, CheckMeta: checkMeta}
 		if m != nil {
 			opts.OnSwap = m.OnSwap
 		}
@@ -118,6 +126,12 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		db, err := store.Open(dataset, cache)
 		if err != nil {
 			return err
+		}
+		if checkMeta != nil {
+			if err := checkMeta(*db.Meta()); err != nil {
+				db.Close()
+				return fmt.Errorf("server: --dataset %s: %w", dataset, err)
+			}
 		}
 		cur.Swap(swap.NewVersion(db, func(v *swap.Version, err error) {
 			if err != nil {
@@ -149,6 +163,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	ln, err := net.Listen("tcp", srv.Config().Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
+	}
+	if ln, err = tlsOpts.wrap(ln, log); err != nil {
+		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

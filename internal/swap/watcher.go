@@ -40,6 +40,9 @@ type Options struct {
 	Sampler *Sampler
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
+	// CheckMeta, if set, must accept a version's metadata before it is
+	// swapped in (cluster mode: the version is this server's shard).
+	CheckMeta func(store.Meta) error
 	// OnSwap, if set, is called after each successful swap and each failure,
 	// with the stats at that moment (for metrics).
 	OnSwap func(Stats, time.Duration, error)
@@ -305,6 +308,12 @@ func (w *Watcher) openAndValidate(m *manifest.Manifest, dir string) (*store.DB, 
 	if err := validate(db, m, dir); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("swap: version %s: %w", m.Version, err)
+	}
+	if w.opts.CheckMeta != nil {
+		if err := w.opts.CheckMeta(*db.Meta()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("swap: version %s: %w", m.Version, err)
+		}
 	}
 	warmStart := time.Now()
 	tables, err := db.WarmTables()

@@ -112,8 +112,9 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
-// add encodes rec into the batch; ok false means the batch is full.
-func (b *batch) add(rec *input.Record, file uint32) (ok bool, err error) {
+// add encodes rec, whose key is in hash slot s, into the batch; ok false
+// means the batch is full.
+func (b *batch) add(rec *input.Record, file uint32, s uint16) (ok bool, err error) {
 	klen, vlen, total := encodedLen(rec, file)
 	if klen > math.MaxUint32 || vlen > math.MaxUint32 {
 		return false, fmt.Errorf("record of %d bytes is too large", klen+vlen)
@@ -124,7 +125,7 @@ func (b *batch) add(rec *input.Record, file uint32) (ok bool, err error) {
 	}
 	c := b.chunks[ci]
 	off := len(c)
-	c = store.AppendKey(c, rec.Key)
+	c = store.AppendKeyAt(c, s, rec.Key)
 	if rec.Kind == input.KindHash {
 		c = store.AppendHashHeader(c, len(rec.Hash))
 		for _, f := range rec.Hash {
@@ -203,11 +204,6 @@ func (b *batch) reset() {
 	b.entries = b.entries[:0]
 }
 
-// partitionOf returns the partition of an order prefix: partitions are P
-// equal, contiguous ranges of the prefix space (P a power of two), so they are
-// disjoint key ranges and each is a range of hash slots.
-func partitionOf(order uint64, shift uint) int { return int(order >> shift) }
-
 // span is a partition's part of a sorted run.
 type span struct {
 	off, n int64 // disk runs: byte offset and entry count; memory runs: entry index and count
@@ -224,20 +220,20 @@ type run struct {
 }
 
 // spill sorts b and writes it as a run file in dir, then resets b.
-func (b *batch) spill(dir string, seq int, nparts int, shift uint) (*run, error) {
+func (b *batch) spill(dir string, seq int, pl *plan) (*run, error) {
 	b.sort()
 	path := filepath.Join(dir, fmt.Sprintf("run-%06d", seq))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("build: spill: %w", err)
 	}
-	r := &run{path: path, file: f, parts: make([]span, nparts)}
+	r := &run{path: path, file: f, parts: make([]span, len(pl.parts))}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var off int64
 	var hdr [2 * binary.MaxVarintLen64]byte
 	for i := range b.entries {
 		e := &b.entries[i]
-		p := partitionOf(e.order, shift)
+		p := pl.partitionOf(e.order)
 		if r.parts[p].n == 0 {
 			r.parts[p].off = off
 		}
@@ -265,11 +261,11 @@ func (b *batch) spill(dir string, seq int, nparts int, shift uint) (*run, error)
 }
 
 // keep sorts b and turns it into a memory run.
-func (b *batch) keep(nparts int, shift uint) *run {
+func (b *batch) keep(pl *plan) *run {
 	b.sort()
-	r := &run{mem: b, parts: make([]span, nparts)}
+	r := &run{mem: b, parts: make([]span, len(pl.parts))}
 	for i := range b.entries {
-		p := partitionOf(b.entries[i].order, shift)
+		p := pl.partitionOf(b.entries[i].order)
 		if r.parts[p].n == 0 {
 			r.parts[p].off = int64(i)
 		}

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/batchkv/batchkv/internal/buildinfo"
 	"github.com/batchkv/batchkv/internal/input"
+	"github.com/batchkv/batchkv/internal/slot"
 	"github.com/batchkv/batchkv/internal/store"
 	"go.uber.org/zap"
 )
@@ -91,9 +91,21 @@ type Options struct {
 	// Workers is the number of parse workers and of partitions merged at once;
 	// default GOMAXPROCS.
 	Workers int
-	// Partitions is the number of key ranges merged and written separately,
-	// rounded up to a power of two; default 4 × Workers.
+	// Partitions is about the number of key ranges (contiguous hash slot
+	// ranges) merged and written separately; default 4 × Workers. A sharded
+	// build splits them among the shards it writes, at least one each.
 	Partitions int
+	// Shards, when positive, partitions the dataset by Redis Cluster hash slot
+	// into that many shards (docs/CLUSTER.md): shard i holds the slots
+	// slot.Split(Shards)[i] and is the complete version directory
+	// Out/shard-<i>, its Meta.Shard set. At most slot.Count.
+	Shards int
+	// OneShard builds only shard Shard of Shards, into Out/shard-<Shard>
+	// (Out may exist; that shard must not): records of other slots are read
+	// and dropped. Version is then required, since the jobs building the
+	// other shards must agree on it.
+	OneShard bool
+	Shard    int
 	// SplitBytes is the size above which an uncompressed JSON Lines file is
 	// parsed in ranges of this size by several workers at once; default
 	// 64 MiB. (Compressed files and CSV cannot be entered midway.)
@@ -114,6 +126,8 @@ type Options struct {
 	Progress func(phase string, done, total int64)
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+
+	versionGiven bool
 }
 
 func (o *Options) ensureDefaults() {
@@ -135,7 +149,6 @@ func (o *Options) ensureDefaults() {
 	if o.Partitions <= 0 {
 		o.Partitions = 4 * o.Workers
 	}
-	o.Partitions = 1 << bits.Len(uint(o.Partitions-1))
 	if o.SplitBytes <= 0 {
 		o.SplitBytes = 64 << 20
 	}
@@ -181,6 +194,19 @@ func (o *Options) validate() error {
 	if _, err := ParseDuplicate(string(o.OnDuplicate)); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
+	if o.Shards < 0 || o.Shards > slot.Count {
+		return fmt.Errorf("build: --shards %d: want 1 to %d", o.Shards, slot.Count)
+	}
+	if o.OneShard {
+		switch {
+		case o.Shards == 0:
+			return errors.New("build: --shard needs --shards")
+		case o.Shard < 0 || o.Shard >= o.Shards:
+			return fmt.Errorf("build: --shard %d: want 0 to %d (of --shards %d)", o.Shard, o.Shards-1, o.Shards)
+		case !o.versionGiven:
+			return errors.New("build: --shard needs --version (the jobs building the other shards must use the same version name)")
+		}
+	}
 	if o.Memory < 1<<20 {
 		return fmt.Errorf("build: memory budget %d bytes is below the minimum of 1MiB", o.Memory)
 	}
@@ -195,7 +221,7 @@ type builder struct {
 	tmp       string         // the temporary sibling of Out
 	runsDir   string
 	tablesDir string
-	shift     uint // order >> shift = partition
+	plan      *plan
 
 	mu      sync.Mutex
 	runs    []*run
@@ -208,38 +234,67 @@ type builder struct {
 	progressMu                    sync.Mutex // serializes Options.Progress calls
 }
 
-// Build builds the dataset version opts.Out and returns its metadata.
-func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
+// Build builds the dataset version opts.Out and returns its metadata. For a
+// sharded build (Options.Shards) it returns the totals of the shards written,
+// with no Shard set; BuildShards returns each shard's.
+func Build(ctx context.Context, opts Options) (*store.Meta, error) {
+	total, _, err := build(ctx, opts)
+	return total, err
+}
+
+// BuildShards is Build returning the metadata of every version directory
+// written: one per shard (in shard order), or the one of an unsharded build.
+func BuildShards(ctx context.Context, opts Options) ([]*store.Meta, error) {
+	_, metas, err := build(ctx, opts)
+	return metas, err
+}
+
+func build(ctx context.Context, opts Options) (total *store.Meta, metas []*store.Meta, err error) {
 	opts.ensureDefaults()
 	start := opts.Now()
+	opts.versionGiven = opts.Version != ""
 	if opts.Version == "" {
 		opts.Version = start.UTC().Format(VersionLayout)
 	}
 	if err := opts.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := filepath.Clean(opts.Out)
+	only := -1
+	if opts.OneShard {
+		only = opts.Shard
+	}
+	pl, err := newPlan(opts.Shards, only, opts.Partitions)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Clean(opts.Out)
 	if opts.Name == "" {
-		opts.Name = filepath.Base(out)
+		opts.Name = filepath.Base(dir)
+	}
+	// out is what appears at the end, renamed from the temporary directory:
+	// the version directory, the directory of all shards, or one shard's.
+	out := dir
+	if opts.OneShard {
+		out = store.ShardDir(dir, opts.Shard)
 	}
 	if _, err := os.Lstat(out); err == nil {
-		return nil, fmt.Errorf("build: %s already exists", out)
+		return nil, nil, fmt.Errorf("build: %s already exists", out)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
 	files, err := input.Expand(opts.Inputs, opts.Format)
 	if err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
 
 	parent, base := filepath.Dir(out), filepath.Base(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
 	removeStale(parent, base, opts.Logger)
 	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-")
 	if err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
 	bl := &builder{
 		opts:      opts,
@@ -248,7 +303,7 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 		tmp:       tmp,
 		runsDir:   filepath.Join(tmp, "runs"),
 		tablesDir: filepath.Join(tmp, "tables"),
-		shift:     uint(64 - bits.Len(uint(opts.Partitions-1))),
+		plan:      pl,
 	}
 	defer func() {
 		bl.closeRuns()
@@ -258,7 +313,7 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 	}()
 	for _, d := range []string{bl.runsDir, bl.tablesDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, fmt.Errorf("build: %w", err)
+			return nil, nil, fmt.Errorf("build: %w", err)
 		}
 	}
 	// The budget is the process's too: tell the garbage collector, so that it
@@ -270,14 +325,15 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 
 	log := opts.Logger
 	log.Info("build started", zap.String("out", out), zap.Int("files", len(files)),
-		zap.Int64("memory", opts.Memory), zap.Int("workers", opts.Workers), zap.Int("partitions", opts.Partitions))
+		zap.Int64("memory", opts.Memory), zap.Int("workers", opts.Workers), zap.Int("partitions", len(pl.parts)),
+		zap.Int("shards", opts.Shards), zap.Int("shards_written", len(pl.shards)))
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopProgress := bl.progress(ctx, start)
 	err = bl.parse(ctx, cancel)
 	parsed := opts.Now()
-	var stats partStats
+	var stats []partStats
 	if err == nil {
 		bl.reportProgress() // the read phase's final state
 		log.Info("input read and sorted", zap.Int64("records", bl.read.Load()), zap.Int("spilled_runs", bl.nspills),
@@ -286,50 +342,122 @@ func Build(ctx context.Context, opts Options) (meta *store.Meta, err error) {
 	}
 	stopProgress()
 	if err != nil {
-		return nil, err
-	}
-
-	meta = &store.Meta{
-		Format:      store.FormatVersion,
-		Name:        opts.Name,
-		Version:     opts.Version,
-		Keys:        stats.strings + stats.hashes,
-		Strings:     stats.strings,
-		Hashes:      stats.hashes,
-		HashFields:  stats.fields,
-		KeyBytes:    stats.keyBytes,
-		ValueBytes:  stats.valueBytes,
-		BuiltAt:     start.UTC(),
-		ToolVersion: buildinfo.Version,
-	}
-	for i, f := range files {
-		meta.Inputs = append(meta.Inputs, store.Input{
-			Path: f.Path, Format: string(f.Format), Compression: string(f.Compression),
-			Bytes: f.Size, Records: bl.records[i].Load(),
-		})
+		return nil, nil, err
 	}
 	bl.closeRuns()
 	if err := os.RemoveAll(bl.runsDir); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
+
+	newMeta := func(st partStats) *store.Meta {
+		m := &store.Meta{
+			Format:      store.FormatVersion,
+			Name:        opts.Name,
+			Version:     opts.Version,
+			Keys:        st.strings + st.hashes,
+			Strings:     st.strings,
+			Hashes:      st.hashes,
+			HashFields:  st.fields,
+			KeyBytes:    st.keyBytes,
+			ValueBytes:  st.valueBytes,
+			BuiltAt:     start.UTC(),
+			ToolVersion: buildinfo.Version,
+		}
+		for i, f := range files {
+			m.Inputs = append(m.Inputs, store.Input{
+				Path: f.Path, Format: string(f.Format), Compression: string(f.Compression),
+				Bytes: f.Size, Records: bl.records[i].Load(),
+			})
+		}
+		return m
+	}
+	// One version directory per shard written, Workers at a time.
 	version := filepath.Join(tmp, "version")
-	if err := store.CreateVersion(ctx, version, meta, stats.tables); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+	var sum partStats
+	metas = make([]*store.Meta, len(pl.shards))
+	tables := make([][]string, len(pl.shards))
+	for si, sp := range pl.shards {
+		var st partStats
+		for p := sp.first; p < sp.first+sp.n; p++ {
+			st.add(stats[p])
+		}
+		sum.add(st)
+		tables[si] = st.tables
+		metas[si] = newMeta(st)
+		if pl.sharded {
+			metas[si].Shard = &store.Shard{Index: sp.index, Count: pl.count, SlotStart: sp.slots.Start, SlotEnd: sp.slots.End}
+		}
+	}
+	if pl.sharded && !opts.OneShard {
+		if err := os.Mkdir(version, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("build: %w", err)
+		}
+	}
+	err = parallel(ctx, opts.Workers, len(pl.shards), func(si int) error {
+		d := version
+		if pl.sharded && !opts.OneShard {
+			d = store.ShardDir(version, pl.shards[si].index)
+		}
+		return store.CreateVersion(ctx, d, metas[si], tables[si])
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build: %w", err)
+	}
+	if pl.sharded && !opts.OneShard {
+		if err := store.SyncDir(version); err != nil {
+			return nil, nil, fmt.Errorf("build: %w", err)
+		}
 	}
 	if _, err := os.Lstat(out); err == nil {
-		return nil, fmt.Errorf("build: %s appeared during the build; not replacing it", out)
+		return nil, nil, fmt.Errorf("build: %s appeared during the build; not replacing it", out)
 	}
 	if err := os.Rename(version, out); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
 	if err := store.SyncDir(parent); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return nil, nil, fmt.Errorf("build: %w", err)
 	}
+	total = newMeta(sum)
 	el := opts.Now().Sub(start)
-	log.Info("build finished", zap.String("out", out), zap.String("version", meta.Version), zap.Int64("keys", meta.Keys),
+	log.Info("build finished", zap.String("out", out), zap.String("version", total.Version), zap.Int64("keys", total.Keys),
 		zap.Int64("records", bl.read.Load()), zap.Duration("elapsed", el),
 		zap.Float64("records_per_sec", float64(bl.read.Load())/max(el.Seconds(), 1e-9)))
-	return meta, nil
+	return total, metas, nil
+}
+
+// parallel runs fn(0..n-1), workers at a time, and returns the first error;
+// after an error or cancellation no new call starts.
+func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return context.Cause(ctx)
 }
 
 // removeStale removes temporary directories a crashed build of the same
@@ -412,7 +540,7 @@ func (bl *builder) reportProgress() {
 		bl.opts.Progress("read", done, total)
 		return
 	}
-	bl.opts.Progress("merge", bl.merged.Load(), int64(bl.opts.Partitions))
+	bl.opts.Progress("merge", bl.merged.Load(), int64(len(bl.plan.parts)))
 }
 
 func (bl *builder) spills() int {
@@ -462,7 +590,7 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 				}
 			}
 			if !b.empty() && ctx.Err() == nil {
-				bl.addRun(b.keep(bl.opts.Partitions, bl.shift))
+				bl.addRun(b.keep(bl.plan))
 			}
 		}()
 	}
@@ -558,8 +686,12 @@ func (bl *builder) parseFile(ctx context.Context, jb job, b *batch) (err error) 
 			return fmt.Errorf("build: %s: more than 2^%d lines in one input", f.Path, segShift)
 		}
 		rec.Line |= int64(jb.seg) << segShift
+		s := slot.Of(rec.Key)
+		if bl.plan.part[s] < 0 {
+			continue // another shard's key
+		}
 		for {
-			ok, err := b.add(&rec, uint32(jb.file))
+			ok, err := b.add(&rec, uint32(jb.file), s)
 			if err != nil {
 				return fmt.Errorf("build: %s: %w", bl.pos(uint32(jb.file), rec.Line), err)
 			}
@@ -570,7 +702,7 @@ func (bl *builder) parseFile(ctx context.Context, jb job, b *batch) (err error) 
 			seq := len(bl.runs)
 			bl.runs = append(bl.runs, nil) // reserve the sequence number
 			bl.mu.Unlock()
-			r, err := b.spill(bl.runsDir, seq, bl.opts.Partitions, bl.shift)
+			r, err := b.spill(bl.runsDir, seq, bl.plan)
 			if err != nil {
 				return err
 			}
@@ -586,43 +718,22 @@ func (bl *builder) parseFile(ctx context.Context, jb job, b *batch) (err error) 
 	return nil
 }
 
-// merge merges every partition, Workers at a time.
-func (bl *builder) merge(ctx context.Context, cancel context.CancelCauseFunc) (partStats, error) {
+// merge merges every partition, Workers at a time, and returns each one's stats.
+func (bl *builder) merge(ctx context.Context, cancel context.CancelCauseFunc) ([]partStats, error) {
 	bl.runs = slices.DeleteFunc(bl.runs, func(r *run) bool { return r == nil })
-	results := make([]partStats, bl.opts.Partitions)
-	next := atomic.Int64{}
-	var wg sync.WaitGroup
-	for range min(bl.opts.Workers, bl.opts.Partitions) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				p := int(next.Add(1) - 1)
-				if p >= bl.opts.Partitions || ctx.Err() != nil {
-					return
-				}
-				st, err := bl.mergePartition(ctx, p)
-				if err != nil {
-					cancel(err)
-					return
-				}
-				results[p] = st
-				bl.merged.Add(1)
-			}
-		}()
+	results := make([]partStats, len(bl.plan.parts))
+	err := parallel(ctx, bl.opts.Workers, len(results), func(p int) error {
+		st, err := bl.mergePartition(ctx, p)
+		if err != nil {
+			cancel(err)
+			return err
+		}
+		results[p] = st
+		bl.merged.Add(1)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return partStats{}, err
-	}
-	var total partStats
-	for _, st := range results {
-		total.strings += st.strings
-		total.hashes += st.hashes
-		total.fields += st.fields
-		total.keyBytes += st.keyBytes
-		total.valueBytes += st.valueBytes
-		total.tables = append(total.tables, st.tables...)
-	}
-	return total, nil
+	return results, nil
 }

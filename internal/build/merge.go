@@ -145,6 +145,15 @@ type partStats struct {
 	tables                                        []string
 }
 
+func (s *partStats) add(o partStats) {
+	s.strings += o.strings
+	s.hashes += o.hashes
+	s.fields += o.fields
+	s.keyBytes += o.keyBytes
+	s.valueBytes += o.valueBytes
+	s.tables = append(s.tables, o.tables...)
+}
+
 // DuplicateError reports a key given twice in the input.
 type DuplicateError struct {
 	Key           []byte

@@ -84,6 +84,12 @@ func Order(key []byte) uint64 {
 	return uint64(slot.Of(key))<<hashBits | xxhash.Sum64(key)>>14
 }
 
+// OrderAt returns the order prefix of a Redis key whose hash slot s the
+// caller has computed already (slot.Of(key)).
+func OrderAt(s uint16, key []byte) uint64 {
+	return uint64(s)<<hashBits | xxhash.Sum64(key)>>14
+}
+
 // SlotOrder returns the smallest order prefix of keys in slot s.
 func SlotOrder(s uint16) uint64 { return uint64(s) << hashBits }
 
@@ -93,6 +99,12 @@ func OrderSlot(order uint64) uint16 { return uint16(order >> hashBits) }
 // AppendKey appends the Pebble key of a Redis key to dst.
 func AppendKey(dst, key []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, Order(key))
+	return append(dst, key...)
+}
+
+// AppendKeyAt is AppendKey for a key whose hash slot s is known.
+func AppendKeyAt(dst []byte, s uint16, key []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, OrderAt(s, key))
 	return append(dst, key...)
 }
 

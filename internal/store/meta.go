@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -164,4 +165,61 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ShardDir returns the version directory of shard i inside a sharded build
+// directory (docs/CLUSTER.md: DIR/shard-<i>, decimal, no padding).
+func ShardDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("shard-%d", i)) }
+
+// IsSharded reports whether dir is a sharded build directory: no dataset.json
+// of its own, and at least one shard-<i> subdirectory.
+func IsSharded(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, MetaFile)); err == nil {
+		return false
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "shard-*", MetaFile))
+	return len(m) > 0
+}
+
+// ReadShards reads the metadata of the shard-<i> version directories in the
+// sharded build directory dir (all of them, or the ones a --shard job wrote),
+// by shard index. Every shard must be the one its directory names and all
+// must agree on the dataset, version and shard count.
+func ReadShards(dir string) (map[int]*Meta, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	out := map[int]*Meta{}
+	var first *Meta
+	for _, e := range ents {
+		var i int
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "shard-") {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "shard-%d", &i); err != nil || e.Name() != fmt.Sprintf("shard-%d", i) {
+			continue
+		}
+		m, err := ReadMeta(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case m.Shard == nil:
+			return nil, fmt.Errorf("%w: %s is not a shard", ErrInvalidMeta, filepath.Join(dir, e.Name()))
+		case m.Shard.Index != i:
+			return nil, fmt.Errorf("%w: %s holds shard %d", ErrInvalidMeta, filepath.Join(dir, e.Name()), m.Shard.Index)
+		case first != nil && (m.Shard.Count != first.Shard.Count || m.Name != first.Name || m.Version != first.Version):
+			return nil, fmt.Errorf("%w: %s (dataset %s version %s, %d shards) disagrees with shard %d (dataset %s version %s, %d shards)",
+				ErrInvalidMeta, filepath.Join(dir, e.Name()), m.Name, m.Version, m.Shard.Count, first.Shard.Index, first.Name, first.Version, first.Shard.Count)
+		}
+		if first == nil {
+			first = m
+		}
+		out[i] = m
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("store: %s holds no shard-<i> version directory", dir)
+	}
+	return out, nil
 }

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,13 +22,14 @@ import (
 	"github.com/batchkv/batchkv/internal/cli"
 	"github.com/batchkv/batchkv/internal/gen"
 	"github.com/batchkv/batchkv/internal/input"
+	"github.com/batchkv/batchkv/internal/slot"
 	"github.com/batchkv/batchkv/internal/store"
 )
 
 func buildCommand() *Command {
 	c := &Command{
 		Name:     "build",
-		Synopsis: "batchkv build --input PATH [--input PATH…] --out DIR [flags]",
+		Synopsis: "batchkv build --input PATH [--input PATH…] --out DIR [--shards N [--shard I]] [flags]",
 		Summary:  "build a dataset version from JSON Lines, CSV, TSV or Parquet files",
 	}
 	c.Run = func(ctx context.Context, env *Env, args []string) error {
@@ -41,6 +44,8 @@ func buildCommand() *Command {
 		fs.Var(&memory, "memory", "memory budget, e.g. 512MiB, 1GiB, 2GB")
 		dup := fs.String("on-duplicate", "error", "a key given twice: error, first or last (in input order)")
 		header := fs.String("csv-header", "auto", "CSV/TSV header row: auto (skip a first row key,value), yes or no")
+		shards := fs.Int("shards", 0, "partition by Redis Cluster hash slot into N shards, written as DIR/shard-<i>/ (docs/CLUSTER.md); 0: unsharded")
+		shard := fs.Int("shard", -1, "with --shards: build only shard I into DIR/shard-I/ (one job per shard; needs --version)")
 		quiet := fs.Bool("quiet", false, "no progress messages")
 		cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the build to this file (for diagnosing slow builds)")
 		pos, err := env.Parse(fs, args)
@@ -56,7 +61,23 @@ func buildCommand() *Command {
 		if len(inputs) == 0 || *out == "" {
 			return cli.UsageError("--input and --out are required")
 		}
-		opts := build.Options{Inputs: inputs, Out: *out, Name: *name, Version: *version, Memory: int64(memory), Logger: env.Logger(*quiet)}
+		if *shards < 0 || *shards > slot.Count {
+			return cli.UsageError("--shards %d: want 1 to %d", *shards, slot.Count)
+		}
+		if *shard >= 0 {
+			switch {
+			case *shards == 0:
+				return cli.UsageError("--shard needs --shards")
+			case *shard >= *shards:
+				return cli.UsageError("--shard %d: want 0 to %d (of --shards %d)", *shard, *shards-1, *shards)
+			case *version == "":
+				return cli.UsageError("--shard needs --version: the jobs building the other shards must use the same version name")
+			}
+		} else if *shard != -1 {
+			return cli.UsageError("--shard %d: want 0 to N-1", *shard)
+		}
+		opts := build.Options{Inputs: inputs, Out: *out, Name: *name, Version: *version, Memory: int64(memory), Logger: env.Logger(*quiet),
+			Shards: *shards, OneShard: *shard >= 0, Shard: max(*shard, 0)}
 		// A bar on a terminal; log lines (the builder's own) elsewhere.
 		if !*quiet && isTerminal(env.Stderr) {
 			bars := newProgressBars(env.Stderr, func(phase string) (string, bool) {
@@ -94,12 +115,22 @@ func buildCommand() *Command {
 			}
 			defer pprof.StopCPUProfile()
 		}
-		meta, err := build.Build(ctx, opts)
+		metas, err := build.BuildShards(ctx, opts)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "built %s: dataset %s version %s, %d keys (%d strings, %d hashes)\n",
-			*out, meta.Name, meta.Version, meta.Keys, meta.Strings, meta.Hashes)
+		for _, meta := range metas {
+			dir := *out
+			if s := meta.Shard; s != nil {
+				dir = store.ShardDir(*out, s.Index)
+			}
+			fmt.Fprintf(env.Stdout, "built %s: dataset %s version %s, %d keys (%d strings, %d hashes)",
+				dir, meta.Name, meta.Version, meta.Keys, meta.Strings, meta.Hashes)
+			if s := meta.Shard; s != nil {
+				fmt.Fprintf(env.Stdout, ", shard %d of %d (slots %d-%d)", s.Index, s.Count, s.SlotStart, s.SlotEnd)
+			}
+			fmt.Fprintln(env.Stdout)
+		}
 		return nil
 	}
 	return c
@@ -153,6 +184,9 @@ func inspectCommand() *Command {
 			return cli.UsageError("want exactly one version directory")
 		}
 		dir := pos[0]
+		if store.IsSharded(dir) {
+			return inspectSharded(env, dir, *asJSON)
+		}
 		db, err := store.Open(dir, nil)
 		if err != nil {
 			return err
@@ -217,6 +251,47 @@ func inspectCommand() *Command {
 	return c
 }
 
+// inspectSharded describes a sharded build directory: each shard-<i> in it.
+func inspectSharded(env *Env, dir string, asJSON bool) error {
+	shards, err := store.ReadShards(dir)
+	if err != nil {
+		return err
+	}
+	idx := slices.Sorted(maps.Keys(shards))
+	w := env.Stdout
+	if asJSON {
+		list := make([]*store.Meta, 0, len(idx))
+		for _, i := range idx {
+			list = append(list, shards[i])
+		}
+		b, _ := json.MarshalIndent(list, "", "  ")
+		_, err := fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	first := shards[idx[0]]
+	fmt.Fprintf(w, "dataset:      %s\n", first.Name)
+	fmt.Fprintf(w, "version:      %s\n", first.Version)
+	fmt.Fprintf(w, "sharded:      %d shards, %d in this directory\n", first.Shard.Count, len(idx))
+	var keys, size int64
+	for _, i := range idx {
+		m := shards[i]
+		n, err := dirSize(store.ShardDir(dir, i))
+		if err != nil {
+			return err
+		}
+		keys += m.Keys
+		size += n
+		fmt.Fprintf(w, "  shard %d: slots %d-%d, %d keys (%d strings, %d hashes), %d bytes on disk\n",
+			i, m.Shard.SlotStart, m.Shard.SlotEnd, m.Keys, m.Strings, m.Hashes, n)
+	}
+	perKey := 0.0
+	if keys > 0 {
+		perKey = float64(size) / float64(keys)
+	}
+	_, err = fmt.Fprintf(w, "total:        %d keys, %d bytes on disk (%.1f per key)\n", keys, size, perKey)
+	return err
+}
+
 func dirSize(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -242,7 +317,7 @@ func getCommand() *Command {
 	c := &Command{
 		Name:     "get",
 		Synopsis: "batchkv get DIR KEY [--b64]",
-		Summary:  "look a key up in a built version (offline)",
+		Summary:  "look a key up in a built version, or in the shard of its slot in a sharded build directory (offline)",
 	}
 	c.Run = func(ctx context.Context, env *Env, args []string) error {
 		fs := env.FlagSet(c)
@@ -260,7 +335,26 @@ func getCommand() *Command {
 				return cli.UsageError("KEY is not base64: %v", err)
 			}
 		}
-		db, err := store.Open(pos[0], nil)
+		dir := pos[0]
+		if store.IsSharded(dir) {
+			// The shard of the key's slot.
+			shards, err := store.ReadShards(dir)
+			if err != nil {
+				return err
+			}
+			var count int
+			for _, m := range shards {
+				count = m.Shard.Count
+				break
+			}
+			s := slot.Of(key)
+			i := slices.IndexFunc(slot.Split(count), func(r slot.Range) bool { return r.Contains(s) })
+			if _, ok := shards[i]; !ok {
+				return fmt.Errorf("get: key %s is in slot %d of shard %d, which %s does not hold", strconv.Quote(string(key)), s, i, dir)
+			}
+			dir = store.ShardDir(dir, i)
+		}
+		db, err := store.Open(dir, nil)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,9 @@
 package slot
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+)
 
 func TestOf(t *testing.T) {
 	// Expected values are redis-server's CLUSTER KEYSLOT replies.
@@ -55,5 +58,38 @@ func TestSplit(t *testing.T) {
 	}
 	if Split(0) != nil || Split(Count+1) != nil {
 		t.Fatal("Split out of range should be nil")
+	}
+}
+
+// TestCRC16Sliced: the slicing-by-8 CRC equals the bytewise one for every
+// length around the 8-byte steps and random contents.
+func TestCRC16Sliced(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := range 100 {
+		for range 50 {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			if got, want := CRC16(b), crc16Bytewise(b); got != want {
+				t.Fatalf("CRC16(%x) = %#x, bytewise %#x", b, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkCRC16(b *testing.B) {
+	key := []byte("e220a8397b1dcdaf08b4fda8c892b50e5def8c1f8a9e33221467336edb962514")
+	b.SetBytes(int64(len(key)))
+	for b.Loop() {
+		CRC16(key)
+	}
+}
+
+func BenchmarkCRC16Bytewise(b *testing.B) {
+	key := []byte("e220a8397b1dcdaf08b4fda8c892b50e5def8c1f8a9e33221467336edb962514")
+	b.SetBytes(int64(len(key)))
+	for b.Loop() {
+		crc16Bytewise(key)
 	}
 }

@@ -76,3 +76,11 @@ bench: build
 
 clean:
 	rm -rf bin .run
+
+# Soak (issue 7): versions swapped every few seconds under steady load for
+# SOAK_DURATION (default 30m), then fds, goroutines and RSS against their
+# baseline and zero failed requests. A 30s form runs in make test.
+SOAK_DURATION ?= 30m
+.PHONY: soak
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./test/soak/

@@ -11,10 +11,10 @@ import (
 	"os"
 	"testing"
 
-	"github.com/batchkv/batchkv/internal/redistest"
+	"github.com/batchkv/batchkv/test/hostile/harness"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // long reports whether the long forms run.
 func long() bool { return os.Getenv("HOSTILE_LONG") != "" }

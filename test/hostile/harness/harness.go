@@ -80,9 +80,11 @@ func StartServerEnv(t testing.TB, env []string, args ...string) *Server {
 }
 
 // Logs returns the JSON log lines whose msg is msg.
-func (s *Server) Logs(msg string) []map[string]any {
+func (s *Server) Logs(msg string) []map[string]any { return logLines(s.Output(), msg) }
+
+func logLines(output, msg string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(s.Output()))
+	sc := bufio.NewScanner(strings.NewReader(output))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -250,4 +252,10 @@ func tail(s string, lines int) string {
 		l = l[len(l)-lines:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// MetricsText returns the /metrics page.
+func (s *Server) MetricsText() (string, error) {
+	b, _, err := s.get("/metrics")
+	return string(b), err
 }

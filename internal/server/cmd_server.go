@@ -176,7 +176,7 @@ func (s *Server) configParams() [][2]string {
 		{"maxmemory-policy", "noeviction"},
 		{"appendonly", "no"},
 		{"save", ""},
-		{"cluster-enabled", "no"},
+		{"cluster-enabled", map[bool]string{false: "no", true: "yes"}[cfg.Cluster != nil]},
 		{"replica-read-only", "yes"},
 		{"slave-read-only", "yes"},
 		{"slowlog-log-slower-than", strconv.FormatInt(int64(cfg.SlowlogSlowerThan/time.Microsecond), 10)},
@@ -487,9 +487,12 @@ func (c *conn) infoSection(b []byte, sec string) []byte {
 		b = append(b, "# CPU\r\n"...)
 		b = cpuInfo(b)
 	case "cluster":
-		// Cluster mode (SPEC §8) is not served by this server yet.
 		b = append(b, "# Cluster\r\n"...)
-		b = kv(b, "cluster_enabled", "0")
+		if c.s.cfg.Cluster != nil {
+			b = kv(b, "cluster_enabled", "1")
+		} else {
+			b = kv(b, "cluster_enabled", "0")
+		}
 	case "keyspace":
 		b = append(b, "# Keyspace\r\n"...)
 		if db := c.infoDB(); db != nil && db.Keys > 0 {

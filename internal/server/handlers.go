@@ -5,7 +5,7 @@ package server
 // commands_gen.go (regenerate with go generate after adding one); write
 // commands need no handler: they answer READONLY.
 func handlers() map[string]func(*conn, [][]byte) {
-	return map[string]func(*conn, [][]byte){
+	h := map[string]func(*conn, [][]byte){
 		"ping": cmdPing, "echo": cmdEcho, "quit": cmdQuit, "reset": cmdReset, "hello": cmdHello,
 		"auth": cmdAuth, "select": cmdSelect,
 		"client|id": cmdClientID, "client|getname": cmdClientGetname, "client|setname": cmdClientSetname,
@@ -42,4 +42,8 @@ func handlers() map[string]func(*conn, [][]byte) {
 		"zcount": cmdZCount, "zlexcount": cmdZLexCount,
 		"srandmember": cmdRandMemberOther, "zrandmember": cmdRandMemberOther,
 	}
+	for name, run := range clusterHandlers() {
+		h[name] = run
+	}
+	return h
 }

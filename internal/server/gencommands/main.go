@@ -32,7 +32,7 @@ var supported = []string{
 	"getrange", "substr", "touch", "randomkey", "scan", "keys", "getbit", "bitcount",
 	"hget", "hmget", "hgetall", "hkeys", "hvals", "hlen", "hexists", "hstrlen", "hrandfield", "hscan",
 	"multi", "exec", "discard", "watch", "unwatch",
-	"readonly", "readwrite", "asking",
+	"readonly", "readwrite", "asking", "cluster",
 	"lrange", "llen", "lindex", "smembers", "scard", "sismember", "smismember",
 	"zcard", "zscore", "zmscore", "xlen", "srandmember", "sinter", "sunion", "sdiff", "zrank", "zrevrank", "zrandmember", "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrangebylex", "zcount", "zlexcount",
 }
@@ -52,8 +52,22 @@ func run(server, out string) error {
 		return err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	bus, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	busPort := bus.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command(server, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1")
+	bus.Close()
+	// Cluster mode, so that CLUSTER HELP answers (its nodes.conf in a
+	// temporary directory); COMMAND's metadata is the same either way.
+	dir, err := os.MkdirTemp("", "gencommands-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(server, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+		"--dir", dir, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(busPort))
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -86,6 +86,33 @@ type Result struct {
 	// interrupted publish of a different build had left and that the
 	// release does not list.
 	Removed int
+	// Skipped counts shards found already published from the same build.
+	Skipped int
+	// Shards lists the shards published (sharded builds); Count is the
+	// shard count (0: unsharded). Release is then the last shard's.
+	Shards []int
+	Count  int
+}
+
+// sameBuild reports whether rel was published from the build in dir: the
+// same metadata (version, build time, counts, shard) and the same file names
+// and sizes.
+func sameBuild(rel *release.Release, meta *store.Meta, files []*localFile) bool {
+	m := rel.Meta
+	if m.Version != meta.Version || !m.BuiltAt.Equal(meta.BuiltAt) || m.Keys != meta.Keys || m.Name != meta.Name ||
+		m.Shard == nil || meta.Shard == nil || *m.Shard != *meta.Shard || len(rel.Files) != len(files) {
+		return false
+	}
+	sizes := make(map[string]int64, len(files))
+	for _, f := range files {
+		sizes[f.rel] = f.size
+	}
+	for _, f := range rel.Files {
+		if s, ok := sizes[f.Path]; !ok || s != f.Size {
+			return false
+		}
+	}
+	return true
 }
 
 type localFile struct {
@@ -103,6 +130,16 @@ type localFile struct {
 // back and hashed) are kept, others uploaded again, and objects the release
 // will not list are removed. Before the release is written, a listing
 // checks that every file is in the store with its size.
+//
+// dir is a version directory (dataset.json + db/), or a sharded build
+// directory holding shard-<i>/ version directories (all of one version):
+// each shard goes under versions/<version>/shard-<i>/ with its own release
+// written last (so one job of a sharded build publishes only its shard). A
+// version directory whose metadata names a shard is published as that
+// shard. A shard already published from the same build is skipped
+// (Result.Skipped), so a publish of several shards that died half-way is
+// completed by running it again. Shards must agree on the shard count with
+// the shards already published (ErrShards otherwise).
 func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) (*Result, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
@@ -110,10 +147,91 @@ func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if _, err := os.Stat(filepath.Join(dir, store.MetaFile)); errors.Is(err, fs.ErrNotExist) {
+		if shards, serr := shardDirs(dir); serr == nil && len(shards) > 0 {
+			return publishShards(ctx, dir, shards, dst, opts)
+		}
+	}
 	meta, err := store.ReadMeta(dir)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	res, err := publishVersion(ctx, dir, meta, dst, opts)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Shard != nil {
+		res.Shards, res.Count = []int{meta.Shard.Index}, meta.Shard.Count
+	}
+	return res, nil
+}
+
+// shardDirs lists the shard-<i> directories of a sharded build directory.
+func shardDirs(dir string) (map[int]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]string{}
+	for _, e := range ents {
+		if i, ok := ParseShardDir(e.Name()); ok && e.IsDir() {
+			out[i] = filepath.Join(dir, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// publishShards publishes every shard directory of a sharded build.
+func publishShards(ctx context.Context, dir string, shards map[int]string, dst objstore.Store, opts Options) (*Result, error) {
+	idx := make([]int, 0, len(shards))
+	for i := range shards {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	metas := make([]*store.Meta, len(idx))
+	for k, i := range idx {
+		m, err := store.ReadMeta(shards[i])
+		if err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		switch first := metas[0]; {
+		case m.Shard == nil:
+			return nil, fmt.Errorf("%w: %s: dataset.json has no shard (not a sharded build)", ErrShards, shards[i])
+		case m.Shard.Index != i:
+			return nil, fmt.Errorf("%w: %s: dataset.json says shard %d", ErrShards, shards[i], m.Shard.Index)
+		case first != nil && m.Shard.Count != first.Shard.Count:
+			return nil, fmt.Errorf("%w: %s: %d shards, %s: %d", ErrShards, shards[idx[0]], first.Shard.Count, shards[i], m.Shard.Count)
+		case first != nil && m.Version != first.Version:
+			return nil, fmt.Errorf("%w: %s: version %q, %s: version %q", ErrShards, shards[idx[0]], first.Version, shards[i], m.Version)
+		case first != nil && m.Name != first.Name:
+			return nil, fmt.Errorf("%w: %s: dataset %q, %s: dataset %q", ErrShards, shards[idx[0]], first.Name, shards[i], m.Name)
+		}
+		metas[k] = m
+	}
+	if n := metas[0].Shard.Count; idx[len(idx)-1] >= n {
+		return nil, fmt.Errorf("%w: %s has %s but its shards say %d shards", ErrShards, dir, ShardDir(idx[len(idx)-1]), n)
+	}
+	total := &Result{Count: metas[0].Shard.Count}
+	// One shard after the other, each with opts.Concurrency files at once:
+	// progress is per shard.
+	for k, i := range idx {
+		res, err := publishVersion(ctx, shards[i], metas[k], dst, opts)
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		total.Release = res.Release
+		total.Uploaded += res.Uploaded
+		total.Resumed += res.Resumed
+		total.UploadedBytes += res.UploadedBytes
+		total.Removed += res.Removed
+		total.Skipped += res.Skipped
+		total.Shards = append(total.Shards, i)
+	}
+	return total, nil
+}
+
+// publishVersion publishes one version directory: unsharded, or one shard.
+func publishVersion(ctx context.Context, dir string, meta *store.Meta, dst objstore.Store, opts Options) (*Result, error) {
 	if err := release.ValidName(meta.Version); err != nil {
 		return nil, fmt.Errorf("publish: %s: version: %v", dir, err)
 	}
@@ -127,14 +245,53 @@ func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) 
 		return nil, err
 	}
 	v := meta.Version
-	prefix := VersionPrefix(v)
+	prefix, relKey := VersionPrefix(v), ReleaseKey(v)
+	if meta.Shard != nil {
+		prefix, relKey = ShardPrefix(v, meta.Shard.Index), ShardReleaseKey(v, meta.Shard.Index)
+	}
 	where := dst.String() + "/" + prefix
 
-	switch _, err := dst.Stat(ctx, ReleaseKey(v)); {
-	case err == nil:
-		return nil, fmt.Errorf("%w: %s already has %s; versions are immutable: build under a new version name", ErrExists, where, release.FileName)
-	case !errors.Is(err, objstore.ErrNotExist):
-		return nil, fmt.Errorf("publish: %w", err)
+	if meta.Shard == nil {
+		switch _, err := dst.Stat(ctx, relKey); {
+		case err == nil:
+			return nil, fmt.Errorf("%w: %s already has %s; versions are immutable: build under a new version name", ErrExists, where, release.FileName)
+		case !errors.Is(err, objstore.ErrNotExist):
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		names, err := dst.ListPrefixes(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		for _, n := range names {
+			if _, ok := ParseShardDir(n); ok {
+				return nil, fmt.Errorf("%w: %s holds shards (%s/): version %s is sharded; this build is not", ErrShards, where, n, v)
+			}
+		}
+	} else {
+		sh := meta.Shard
+		if _, err := dst.Stat(ctx, ReleaseKey(v)); err == nil {
+			return nil, fmt.Errorf("%w: %s is published unsharded; this build is shard %d of %d", ErrShards, dst.String()+"/"+VersionPrefix(v), sh.Index, sh.Count)
+		}
+		set, err := ReadSet(ctx, dst, v)
+		switch {
+		case errors.Is(err, ErrIncomplete):
+		case err != nil:
+			return nil, err
+		case set.Count != sh.Count:
+			return nil, fmt.Errorf("%w: version %s is published with %d shards; this build is shard %d of %d",
+				ErrShards, v, set.Count, sh.Index, sh.Count)
+		case set.Shards[sh.Index] != nil:
+			if sameBuild(set.Shards[sh.Index], meta, files) {
+				return &Result{Release: set.Shards[sh.Index], Skipped: 1}, nil
+			}
+			return nil, fmt.Errorf("%w: %s already has %s from another build; versions are immutable: build under a new version name", ErrExists, where, release.FileName)
+		case len(set.Shards) > 0:
+			for _, r := range set.Shards {
+				if r != nil && r.Dataset != meta.Name {
+					return nil, fmt.Errorf("%w: version %s is published as dataset %q; this build is %q", ErrShards, v, r.Dataset, meta.Name)
+				}
+			}
+		}
 	}
 	existing, err := listMap(ctx, dst, prefix)
 	if err != nil {
@@ -233,10 +390,10 @@ func Publish(ctx context.Context, dir string, dst objstore.Store, opts Options) 
 	}
 	// Checked again just before the commit point, to narrow the window in
 	// which two publishers of the same version both succeed.
-	if _, err := dst.Stat(ctx, ReleaseKey(v)); err == nil {
+	if _, err := dst.Stat(ctx, relKey); err == nil {
 		return nil, fmt.Errorf("%w: %s was completed by another publisher meanwhile", ErrExists, where)
 	}
-	if err := dst.Put(ctx, ReleaseKey(v), strings.NewReader(string(b)), int64(len(b))); err != nil {
+	if err := dst.Put(ctx, relKey, strings.NewReader(string(b)), int64(len(b))); err != nil {
 		return nil, fmt.Errorf("publish: write release: %w", err)
 	}
 	res.Release = rel

@@ -17,8 +17,26 @@ import (
 // Pointer is pointer.json at the dataset root: the version syncers serve
 // instead of the greatest complete one (pin, rollback).
 type Pointer struct {
-	Version  string    `json:"version"`
+	// Version is the version to serve; empty with Latest.
+	Version  string    `json:"version,omitempty"`
 	PinnedAt time.Time `json:"pinned_at"`
+	// Latest: serve the greatest complete version, as without a pointer;
+	// written by `pin --latest` on a sharded dataset so that the move back
+	// to the latest version is coordinated (ActivateAt) like a pin.
+	Latest bool `json:"latest,omitempty"`
+	// ActivateAt, on a sharded dataset, is when every shard moves to the
+	// pinned version (see ActivationTime). Absent: PinnedAt plus the
+	// syncer's --activate-delay.
+	ActivateAt *time.Time `json:"activate_at,omitempty"`
+}
+
+// Activation returns the pointer's activation time: ActivateAt, else
+// PinnedAt + delay.
+func (p *Pointer) Activation(delay time.Duration) time.Time {
+	if p.ActivateAt != nil {
+		return *p.ActivateAt
+	}
+	return p.PinnedAt.Add(delay)
 }
 
 // ErrInvalidPointer reports a pointer.json that must not be acted on.
@@ -41,6 +59,12 @@ func ParsePointer(b []byte) (*Pointer, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidPointer)
 	}
+	if p.Latest {
+		if p.Version != "" {
+			return nil, fmt.Errorf("%w: both latest and version %q", ErrInvalidPointer, p.Version)
+		}
+		return &p, nil
+	}
 	if err := release.ValidName(p.Version); err != nil {
 		return nil, fmt.Errorf("%w: version: %v", ErrInvalidPointer, err)
 	}
@@ -52,10 +76,15 @@ func ParsePointer(b []byte) (*Pointer, error) {
 // never "no pointer": the operator asked for a specific version.
 func ReadPointer(ctx context.Context, src objstore.Store) (version string, ok bool, err error) {
 	p, err := readPointer(ctx, src)
-	if err != nil || p == nil {
+	if err != nil || p == nil || p.Latest {
 		return "", false, err
 	}
 	return p.Version, true, nil
+}
+
+// ReadPointerFile returns the pointer file, nil when there is none.
+func ReadPointerFile(ctx context.Context, src objstore.Store) (*Pointer, error) {
+	return readPointer(ctx, src)
 }
 
 func readPointer(ctx context.Context, src objstore.Store) (*Pointer, error) {
@@ -122,41 +151,79 @@ func readAll(ctx context.Context, src objstore.Store, key string, limit int64) (
 	return b, nil
 }
 
-// Target returns the version a syncer should serve and its release: the
-// pinned version if pointer.json exists (an error if that version is not
-// complete: the operator asked for it), else the greatest complete version.
-// It costs one GET of the pointer, one listing of versions/ and one GET of a
-// release per version tried, newest first; incomplete versions (an upload
-// in progress) are skipped, an invalid release file is an error (alert, keep
-// serving what you have; pin an older version to get past it). With no
-// complete version at all the error wraps ErrNoVersion.
-func Target(ctx context.Context, src objstore.Store) (string, *release.Release, error) {
+// Resolved is the version syncers serve and the pointer that chose it.
+type Resolved struct {
+	Set *Set
+	// Pointer is pointer.json (nil without one); it names Set's version
+	// unless it is a "latest" pointer.
+	Pointer *Pointer
+}
+
+// Version returns the resolved version's name.
+func (r *Resolved) Version() string { return r.Set.Version }
+
+// Resolve returns the version syncers serve: the pinned version if
+// pointer.json names one (an error if that version is not complete: the
+// operator asked for it), else the greatest complete version, sharded or
+// not. It costs one GET of the pointer, one listing of versions/ and, per
+// version tried newest first, one GET of a release (a sharded version: one
+// listing and one GET per shard). Incomplete versions (an upload in
+// progress, a sharded version still missing shards) are skipped; an invalid
+// release file or shards that disagree are an error (alert, keep serving
+// what you have; pin an older version to get past it). With no complete
+// version at all the error wraps ErrNoVersion.
+func Resolve(ctx context.Context, src objstore.Store) (*Resolved, error) {
 	p, err := readPointer(ctx, src)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	if p != nil {
-		r, err := ReadRelease(ctx, src, p.Version)
+	if p != nil && !p.Latest {
+		set, err := ReadSet(ctx, src, p.Version)
 		if err != nil {
-			return "", nil, fmt.Errorf("publish: pinned version %s: %w", p.Version, err)
+			return nil, fmt.Errorf("publish: pinned version %s: %w", p.Version, err)
 		}
-		return p.Version, r, nil
+		if !set.Complete() {
+			return nil, fmt.Errorf("publish: pinned version %s: %w: shards %v of %d have no release", p.Version, ErrIncomplete, set.Missing(), set.Count)
+		}
+		return &Resolved{Set: set, Pointer: p}, nil
 	}
+	set, err := latest(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolved{Set: set, Pointer: p}, nil
+}
+
+// latest returns the greatest complete version.
+func latest(ctx context.Context, src objstore.Store) (*Set, error) {
 	names, err := versionNames(ctx, src)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	for i := len(names) - 1; i >= 0; i-- {
-		r, err := ReadRelease(ctx, src, names[i])
+		set, err := ReadSet(ctx, src, names[i])
 		if errors.Is(err, ErrIncomplete) {
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
-		return names[i], r, nil
+		if !set.Complete() {
+			continue
+		}
+		return set, nil
 	}
-	return "", nil, fmt.Errorf("%w: no complete version under %s/%s", ErrNoVersion, src, VersionsDir)
+	return nil, fmt.Errorf("%w: no complete version under %s/%s", ErrNoVersion, src, VersionsDir)
+}
+
+// Target is Resolve for callers that want the version's name and, for an
+// unsharded version, its release (nil for a sharded one: see Resolve).
+func Target(ctx context.Context, src objstore.Store) (string, *release.Release, error) {
+	r, err := Resolve(ctx, src)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.Set.Version, r.Set.Release, nil
 }
 
 // versionNames lists versions/ and keeps the valid version names, sorted.
@@ -178,25 +245,32 @@ func versionNames(ctx context.Context, src objstore.Store) ([]string, error) {
 // VersionInfo describes one version in the store.
 type VersionInfo struct {
 	Version string
-	// Complete: the release file is present and valid.
+	// Complete: the release file is present and valid (sharded: every
+	// shard's).
 	Complete bool
-	// Invalid says why a present release file cannot be used.
+	// Invalid says why a present release file cannot be used (or why the
+	// shards disagree).
 	Invalid string
+	// Shards is the shard count (0: unsharded); ShardsPublished how many of
+	// them have their release.
+	Shards, ShardsPublished int
 	// Pinned: pointer.json names this version.
 	Pinned bool
-	// Target: this is what syncers serve now (see Target).
+	// Target: this is what syncers serve now (see Resolve).
 	Target bool
-	// Files and Size count the release's files, or for an incomplete
-	// version the objects uploaded so far.
+	// Files and Size count the releases' files, or for a version without
+	// any release the objects uploaded so far.
 	Files int
 	Size  int64
-	// Keys is the dataset's key count (complete versions only).
+	// Keys is the dataset's key count (over the published shards).
 	Keys int64
-	// CreatedAt is the release's creation time, or for an incomplete
-	// version the time of its newest object.
+	// CreatedAt is the (newest) release's creation time, or for a version
+	// without any release the time of its newest object.
 	CreatedAt time.Time
-	// Release is the parsed release of a complete version.
+	// Release is the parsed release of a complete unsharded version.
 	Release *release.Release
+	// Set is what the store holds of the version (nil without any release).
+	Set *Set
 }
 
 // Versions lists every version under versions/, complete or not, sorted by
@@ -214,23 +288,32 @@ func Versions(ctx context.Context, src objstore.Store) ([]VersionInfo, error) {
 	for i, n := range names {
 		infos[i].Version = n
 	}
-	idx := make([]int, len(infos))
-	for i := range idx {
-		idx[i] = i
-	}
 	// Each worker writes only its own element of infos.
-	err = forEach(ctx, 8, idx, func(ctx context.Context, i int) error {
+	err = forEach(ctx, 8, seq(len(infos)), func(ctx context.Context, i int) error {
 		info := VersionInfo{Version: infos[i].Version}
-		r, err := ReadRelease(ctx, src, info.Version)
+		set, err := ReadSet(ctx, src, info.Version)
 		switch {
 		case err == nil:
-			info.Complete = true
-			info.Release = r
-			info.Files = len(r.Files)
-			info.Size = r.TotalSize()
-			info.Keys = r.Meta.Keys
-			info.CreatedAt = r.CreatedAt
-		case errors.Is(err, ErrIncomplete), errors.Is(err, release.ErrInvalid):
+			info.Set = set
+			info.Complete = set.Complete()
+			info.Release = set.Release
+			info.Shards, info.ShardsPublished = set.Count, set.Published()
+			rels := set.Shards
+			if !set.Sharded() {
+				rels = []*release.Release{set.Release}
+			}
+			for _, r := range rels {
+				if r == nil {
+					continue
+				}
+				info.Files += len(r.Files)
+				info.Size += r.TotalSize()
+				info.Keys += r.Meta.Keys
+				if r.CreatedAt.After(info.CreatedAt) {
+					info.CreatedAt = r.CreatedAt
+				}
+			}
+		case errors.Is(err, ErrIncomplete), errors.Is(err, release.ErrInvalid), errors.Is(err, ErrShards):
 			if !errors.Is(err, ErrIncomplete) {
 				info.Invalid = err.Error()
 			}
@@ -254,7 +337,7 @@ func Versions(ctx context.Context, src objstore.Store) ([]VersionInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p != nil {
+	if p != nil && !p.Latest {
 		for i := range infos {
 			if infos[i].Version == p.Version {
 				infos[i].Pinned = true
@@ -263,8 +346,8 @@ func Versions(ctx context.Context, src objstore.Store) ([]VersionInfo, error) {
 		}
 		return infos, nil
 	}
-	// As Target: the greatest complete version, unless an invalid release
-	// stands above it (then Target fails and nothing is marked).
+	// As Resolve: the greatest complete version, unless an invalid release
+	// stands above it (then Resolve fails and nothing is marked).
 	for i := len(infos) - 1; i >= 0; i-- {
 		if infos[i].Invalid != "" {
 			break
@@ -277,34 +360,101 @@ func Versions(ctx context.Context, src objstore.Store) ([]VersionInfo, error) {
 	return infos, nil
 }
 
-// Pin writes pointer.json naming version, which must be complete: syncers
-// move to it (forward or back) on their next poll.
+// DefaultPinActivateDelay is PinOptions.ActivateDelay's default: longer
+// than the syncers' default poll interval (30 s ±10%), so that every
+// syncer sees the pointer before the time it names.
+const DefaultPinActivateDelay = time.Minute
+
+// PinOptions configures Pin and Unpin.
+type PinOptions struct {
+	// ActivateDelay: for a sharded version the pointer carries
+	// activate_at = now + ActivateDelay, the time every shard moves
+	// together; it must exceed the syncers' poll interval. Default
+	// DefaultPinActivateDelay; negative: none (each shard moves when it
+	// polls). Unsharded versions move at once.
+	ActivateDelay time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *PinOptions) defaults() {
+	if o.ActivateDelay == 0 {
+		o.ActivateDelay = DefaultPinActivateDelay
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Pin writes pointer.json naming version, which must be complete (every
+// shard of a sharded version): syncers move to it (forward or back) on
+// their next poll; the shards of a sharded version at the pointer's
+// activation time.
 func Pin(ctx context.Context, dst objstore.Store, version string) error {
-	if _, err := ReadRelease(ctx, dst, version); err != nil {
+	_, err := PinWith(ctx, dst, version, PinOptions{})
+	return err
+}
+
+// PinWith is Pin with options; it returns the pointer written.
+func PinWith(ctx context.Context, dst objstore.Store, version string, opts PinOptions) (*Pointer, error) {
+	opts.defaults()
+	set, err := ReadSet(ctx, dst, version)
+	if err != nil {
 		if errors.Is(err, ErrIncomplete) {
 			objs, lerr := dst.List(ctx, VersionPrefix(version))
 			if lerr == nil && len(objs) == 0 {
-				return fmt.Errorf("%w: %s/%s is empty", ErrNoVersion, dst, VersionPrefix(version))
+				return nil, fmt.Errorf("%w: %s/%s is empty", ErrNoVersion, dst, VersionPrefix(version))
 			}
 		}
-		return fmt.Errorf("publish: pin %s: %w", version, err)
+		return nil, fmt.Errorf("publish: pin %s: %w", version, err)
 	}
-	b, err := json.MarshalIndent(Pointer{Version: version, PinnedAt: time.Now().UTC()}, "", "  ")
+	if !set.Complete() {
+		return nil, fmt.Errorf("publish: pin %s: %w: partial %d/%d, shards %v have no release", version, ErrIncomplete, set.Published(), set.Count, set.Missing())
+	}
+	p := &Pointer{Version: version, PinnedAt: opts.Now().UTC()}
+	if set.Sharded() && opts.ActivateDelay > 0 {
+		at := p.PinnedAt.Add(opts.ActivateDelay)
+		p.ActivateAt = &at
+	}
+	return p, writePointer(ctx, dst, p)
+}
+
+func writePointer(ctx context.Context, dst objstore.Store, p *Pointer) error {
+	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return fmt.Errorf("publish: pin: %w", err)
 	}
 	b = append(b, '\n')
 	if err := dst.Put(ctx, PointerFile, bytes.NewReader(b), int64(len(b))); err != nil {
-		return fmt.Errorf("publish: pin %s: %w", version, err)
+		return fmt.Errorf("publish: pin %s: %w", p.Version, err)
 	}
 	return nil
 }
 
-// Unpin deletes pointer.json (`pin --latest`): syncers go back to the
-// greatest complete version. Unpinning an unpinned dataset is not an error.
+// Unpin removes the pin (`pin --latest`): syncers go back to the greatest
+// complete version. Unpinning an unpinned dataset is not an error.
 func Unpin(ctx context.Context, dst objstore.Store) error {
-	if err := dst.Delete(ctx, PointerFile); err != nil {
-		return fmt.Errorf("publish: unpin: %w", err)
+	_, err := UnpinWith(ctx, dst, PinOptions{})
+	return err
+}
+
+// UnpinWith is Unpin with options. When the greatest complete version is
+// sharded it writes a "latest" pointer with an activation time instead of
+// deleting the pointer, so that the shards move back together; it returns
+// that pointer (nil when the pointer was deleted).
+func UnpinWith(ctx context.Context, dst objstore.Store, opts PinOptions) (*Pointer, error) {
+	opts.defaults()
+	if opts.ActivateDelay > 0 {
+		set, err := latest(ctx, dst)
+		if err == nil && set.Sharded() {
+			p := &Pointer{Latest: true, PinnedAt: opts.Now().UTC()}
+			at := p.PinnedAt.Add(opts.ActivateDelay)
+			p.ActivateAt = &at
+			return p, writePointer(ctx, dst, p)
+		}
 	}
-	return nil
+	if err := dst.Delete(ctx, PointerFile); err != nil {
+		return nil, fmt.Errorf("publish: unpin: %w", err)
+	}
+	return nil, nil
 }

@@ -44,6 +44,12 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	fs.Var(&bandwidth, "bandwidth", "download limit in bytes per second, shared by all parts (0: unlimited; suffixes K, M, G)")
 	fs.Var(&minFree, "min-free-bytes", "free space to leave on the root filesystem after a download (suffixes K, M, G)")
 	ro.AddFlags(fs)
+	shard := fs.Int("shard", -1, "sharded dataset: the shard this syncer serves (0..N-1); -1: unsharded, or derived with --shards")
+	fs.IntVar(&opts.Shards, "shards", 0, "sharded dataset: the shard count; alone, the shard is (ordinal of $HOSTNAME, the StatefulSet pod name NAME-o) mod N")
+	fs.StringVar(&opts.Node, "node-name", "", "this syncer's name in the ready markers of sharded versions, unique per replica (default: $HOSTNAME, else the hostname)")
+	fs.IntVar(&opts.ReadyReplicas, "ready-replicas", DefaultReadyReplicas, "sharded: ready markers every shard needs before a version goes live")
+	fs.DurationVar(&opts.ActivateDelay, "activate-delay", DefaultActivateDelay, "sharded: time from the last shard ready to the coordinated swap (covers marker polls and the servers' open and warm-up)")
+	fs.DurationVar(&opts.ReadyPoll, "ready-poll", DefaultReadyPoll, "sharded: how often a syncer waiting for other shards lists their ready markers")
 	fs.StringVar(&metricsAddr, "metrics-addr", metrics.DefaultSyncerAddr, "HOST:PORT serving /metrics, /healthz and /readyz (empty: none; never with --once)")
 	fs.BoolVar(&pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -59,6 +65,24 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		return cli.UsageError("--source is required")
 	case root == "":
 		return cli.UsageError("--root is required")
+	}
+	host, _ := lookupOr(lookup, "HOSTNAME")
+	if opts.Node == "" {
+		opts.Node = host
+	}
+	switch {
+	case *shard >= 0:
+		opts.Sharded, opts.Shard = true, *shard
+	case *shard < -1:
+		return cli.UsageError("--shard %d: want 0 or more", *shard)
+	case opts.Shards > 0:
+		o, err := Ordinal(host)
+		if err != nil {
+			return cli.UsageError("--shards %d without --shard: %v", opts.Shards, err)
+		}
+		opts.Sharded, opts.Shard = true, o%opts.Shards
+	case opts.Shards < 0:
+		return cli.UsageError("--shards %d: want 1 or more", opts.Shards)
 	}
 	opts.PartSize, opts.Bandwidth, opts.MinFreeBytes = int64(partSize), int64(bandwidth), int64(minFree)
 	if opts.MinFreeBytes == 0 {
@@ -107,11 +131,20 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 		return cli.UsageError("--pprof needs --metrics-addr (and is not served with --once)")
 	}
 	log.Info("batchkv-syncer", zap.String("batchkv_version", buildinfo.Version), zap.String("source", opts.Source.String()),
-		zap.String("root", opts.Root), zap.Bool("once", once))
+		zap.String("root", opts.Root), zap.Bool("once", once), zap.Bool("sharded", opts.Sharded), zap.Int("shard", opts.Shard),
+		zap.String("node", s.opts.Node))
 	if !once {
 		return s.Run(ctx)
 	}
-	_, err = s.SyncOnce(ctx)
+	var res Result
+	for {
+		// A sharded version waits for the other shards: --once means "until
+		// the target is live", so keep going (bounded by ctx).
+		res, err = s.SyncOnce(ctx)
+		if err != nil || res.Action != ActionWaiting {
+			break
+		}
+	}
 	st := s.Stats().Snapshot()
 	log.Info("stats", zap.Int64("bytes_downloaded", st.BytesDownloaded), zap.Duration("download_duration", st.DownloadDuration),
 		zap.Int64("files_verified", st.FilesVerified), zap.Int64("versions_deleted", st.VersionsDeleted),
@@ -119,11 +152,41 @@ func Command(ctx context.Context, args []string, stderr io.Writer, lookup func(s
 	return err
 }
 
+// lookupOr reads an environment variable through lookup, falling back to
+// the process environment.
+func lookupOr(lookup func(string) (string, bool), name string) (string, bool) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if v, ok := lookup(name); ok && v != "" {
+		return v, true
+	}
+	if h, err := os.Hostname(); err == nil && name == "HOSTNAME" {
+		return h, true
+	}
+	return "", false
+}
+
+// Ordinal returns the StatefulSet ordinal of a pod name: o in NAME-o.
+func Ordinal(host string) (int, error) {
+	i := strings.LastIndexByte(host, '-')
+	if i < 0 || i == len(host)-1 {
+		return 0, fmt.Errorf("hostname %q is not a StatefulSet pod name NAME-<ordinal>: set --shard", host)
+	}
+	o, err := strconv.Atoi(host[i+1:])
+	if err != nil || o < 0 {
+		return 0, fmt.Errorf("hostname %q is not a StatefulSet pod name NAME-<ordinal>: set --shard", host)
+	}
+	return o, nil
+}
+
 // metricsState reads s's stats and the live version for a scrape.
 func metricsState(s *Syncer) metrics.SyncerState {
 	st := s.Stats().Snapshot()
 	out := metrics.SyncerState{VersionsSeen: st.VersionsSeen, Installs: st.Installs, BytesDownloaded: st.BytesDownloaded,
-		FreeBytes: st.FreeBytes, LastSuccess: st.LastSuccess, Failures: st.Failures}
+		FreeBytes: st.FreeBytes, LastSuccess: st.LastSuccess, Failures: st.Failures,
+		Sharded: s.opts.Sharded, Waiting: st.Waiting, WaitingSince: st.WaitingSince, MissingShards: st.Missing,
+		ActivateAt: st.ActivateAt, LateActivations: st.Late, Activations: st.Activations}
 	if m, err := manifest.Read(s.opts.Root); err == nil {
 		out.LiveVersion = m.Version
 	}

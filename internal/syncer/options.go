@@ -3,11 +3,14 @@ package syncer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/batchkv/batchkv/internal/objstore"
+	"github.com/batchkv/batchkv/internal/publish"
+	"github.com/batchkv/batchkv/internal/release"
 )
 
 // Defaults of the Options fields.
@@ -28,6 +31,12 @@ const (
 	DefaultProgressInterval = 10 * time.Second
 	// MaxPartSize bounds it from above: a part is the most a crash loses.
 	MaxPartSize = 1 << 30
+
+	// DefaultReadyReplicas, DefaultActivateDelay and DefaultReadyPoll are
+	// the coordinated activation's defaults (sharded datasets).
+	DefaultReadyReplicas = 1
+	DefaultActivateDelay = 5 * time.Second
+	DefaultReadyPoll     = time.Second
 )
 
 // Options configure a Syncer. The zero value of every field but Source and
@@ -75,6 +84,30 @@ type Options struct {
 	// received, for metrics.
 	OnDownload func(d time.Duration, bytes int64, err error)
 
+	// Sharded: the dataset is sharded and this syncer serves shard Shard
+	// (downloading only versions/<v>/shard-<Shard>/ and installing it as
+	// versions/<v>/). A sharded syncer refuses unsharded versions and an
+	// unsharded one refuses sharded versions (KindShard).
+	Sharded bool
+	Shard   int
+	// Shards, when positive, is the shard count this syncer expects:
+	// versions with another count are refused. Default 0: any count above
+	// Shard.
+	Shards int
+	// Node names this syncer in its ready markers (versions/<v>/ready/
+	// shard-<i>/<Node>.json); unique per replica. Default: the hostname.
+	Node string
+	// ReadyReplicas is how many ready markers each shard needs before a
+	// version activates. Default 1.
+	ReadyReplicas int
+	// ActivateDelay is added to the time the last shard became ready:
+	// the other syncers' marker polls and the servers' open and warm-up
+	// must fit in it. Default 5s.
+	ActivateDelay time.Duration
+	// ReadyPoll is how often a syncer whose version is installed lists the
+	// ready markers while it waits for the other shards. Default 1s.
+	ReadyPoll time.Duration
+
 	// Logger receives the syncer's logs, under the name "syncer". Default: a
 	// no-op logger.
 	Logger *zap.Logger
@@ -116,6 +149,18 @@ func (o *Options) EnsureDefaults() {
 	if o.ProgressInterval == 0 {
 		o.ProgressInterval = DefaultProgressInterval
 	}
+	if o.ReadyReplicas == 0 {
+		o.ReadyReplicas = DefaultReadyReplicas
+	}
+	if o.ActivateDelay == 0 {
+		o.ActivateDelay = DefaultActivateDelay
+	}
+	if o.ReadyPoll == 0 {
+		o.ReadyPoll = DefaultReadyPoll
+	}
+	if o.Node == "" {
+		o.Node, _ = os.Hostname()
+	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -145,6 +190,21 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: max attempts %d, want at least 1", ErrOptions, o.MaxAttempts)
 	case o.RetryBase < 0 || o.RetryMax < o.RetryBase:
 		return fmt.Errorf("%w: retry backoff %s..%s", ErrOptions, o.RetryBase, o.RetryMax)
+	case o.Sharded && (o.Shard < 0 || o.Shard >= publish.MaxShards):
+		return fmt.Errorf("%w: shard %d out of range", ErrOptions, o.Shard)
+	case o.Sharded && o.Shards > 0 && o.Shard >= o.Shards:
+		return fmt.Errorf("%w: shard %d of %d shards (want 0 to %d)", ErrOptions, o.Shard, o.Shards, o.Shards-1)
+	case !o.Sharded && o.Shards > 0:
+		return fmt.Errorf("%w: a shard count without a shard", ErrOptions)
+	case o.ReadyReplicas < 1:
+		return fmt.Errorf("%w: ready replicas %d, want at least 1", ErrOptions, o.ReadyReplicas)
+	case o.ActivateDelay < 0 || o.ReadyPoll < 0:
+		return fmt.Errorf("%w: negative activate delay or ready poll", ErrOptions)
+	}
+	if o.Sharded {
+		if err := release.ValidName(o.Node); err != nil {
+			return fmt.Errorf("%w: node name: %v (set --node-name)", ErrOptions, err)
+		}
 	}
 	return nil
 }

@@ -21,10 +21,11 @@ const (
 	KindMetadata             // dataset.json is invalid or disagrees with the release
 	KindInstall              // staging, renaming or writing the manifest failed
 	KindGC                   // deleting an old version failed
+	KindShard                // sharded and unsharded (or shard counts) do not match
 	numKinds
 )
 
-var kindNames = [numKinds]string{"source", "no_target", "release", "no_space", "download", "missing", "checksum", "metadata", "install", "gc"}
+var kindNames = [numKinds]string{"source", "no_target", "release", "no_space", "download", "missing", "checksum", "metadata", "install", "gc", "shard"}
 
 func (k Kind) String() string {
 	if k < 0 || k >= numKinds {
@@ -93,6 +94,19 @@ type Stats struct {
 	// LastSuccess is when a pass last ended with the target live (Unix ns).
 	LastSuccess atomic.Int64
 
+	// Coordinated activation (sharded datasets). Waiting is 1 while an
+	// installed version waits for other shards, since WaitingSince (Unix
+	// ns); Missing lists the shards not ready yet. ActivateAt is the last
+	// activation time written to the manifest (Unix ns); Late counts
+	// activations found already past (this shard was late), Activations all
+	// coordinated activations.
+	Waiting      atomic.Int64
+	WaitingSince atomic.Int64
+	Missing      atomic.Pointer[[]int]
+	ActivateAt   atomic.Int64
+	Late         atomic.Int64
+	Activations  atomic.Int64
+
 	failures [numKinds]atomic.Int64
 }
 
@@ -117,6 +131,12 @@ type Snapshot struct {
 	FreeBytes                                 int64
 	LastSuccess                               time.Time
 	Failures                                  map[string]int64
+	// Coordinated activation: see Stats.
+	Waiting           bool
+	WaitingSince      time.Time
+	Missing           []int
+	ActivateAt        time.Time
+	Late, Activations int64
 }
 
 // Snapshot copies the counters.
@@ -136,6 +156,17 @@ func (s *Stats) Snapshot() Snapshot {
 	if ns := s.LastSuccess.Load(); ns != 0 {
 		out.LastSuccess = time.Unix(0, ns)
 	}
+	out.Waiting = s.Waiting.Load() != 0
+	if ns := s.WaitingSince.Load(); ns != 0 && out.Waiting {
+		out.WaitingSince = time.Unix(0, ns)
+	}
+	if m := s.Missing.Load(); m != nil && out.Waiting {
+		out.Missing = append([]int(nil), (*m)...)
+	}
+	if ns := s.ActivateAt.Load(); ns != 0 {
+		out.ActivateAt = time.Unix(0, ns).UTC()
+	}
+	out.Late, out.Activations = s.Late.Load(), s.Activations.Load()
 	for k := range numKinds {
 		if n := s.failures[k].Load(); n != 0 {
 			out.Failures[k.String()] = n

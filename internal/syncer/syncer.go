@@ -28,10 +28,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/batchkv/batchkv/internal/manifest"
+	"github.com/batchkv/batchkv/internal/objstore"
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/store"
 )
@@ -55,6 +57,10 @@ const (
 	ActionActivated Action = "activated"
 	// ActionInstalled: the target was downloaded, verified and installed.
 	ActionInstalled Action = "installed"
+	// ActionWaiting: the target is installed, but not every shard of the
+	// (sharded) version is ready yet: the manifest still names the old
+	// version. Run starts the next pass at once.
+	ActionWaiting Action = "waiting"
 )
 
 // Result describes a successful pass.
@@ -64,6 +70,14 @@ type Result struct {
 	Action   Action
 	// Bytes is what this pass received from the source.
 	Bytes int64
+	// ActivateAt is the activation time written to the manifest (sharded
+	// datasets; zero otherwise).
+	ActivateAt time.Time
+	// Late: the activation time had passed when this syncer learnt it, so
+	// the version went live at once.
+	Late bool
+	// Missing lists the shards not ready yet (ActionWaiting).
+	Missing []int
 }
 
 // Syncer syncs one root from one source. SyncOnce and Run must not be called
@@ -72,8 +86,14 @@ type Syncer struct {
 	opts  Options
 	log   *zap.Logger
 	stats Stats
-	// lastTarget is the previous pass's target. Only the pass touches it.
-	lastTarget string
+	// src is the source; opts.Source is the view the download reads (for a
+	// sharded syncer, the shard's files).
+	src objstore.Store
+	// lastTarget is the previous pass's target; pending the version
+	// installed and waiting for the other shards (kept by GC); lastMissing
+	// the shards last reported missing. Only the pass touches them.
+	lastTarget, pending, lastMissing string
+	lastMissingLog                   time.Time
 }
 
 // New validates opts (after filling defaults) and returns a Syncer.
@@ -82,7 +102,12 @@ func New(opts Options) (*Syncer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Syncer{opts: opts, log: opts.Logger.With(zap.String(keyComponent, "syncer"))}, nil
+	s := &Syncer{opts: opts, log: opts.Logger.With(zap.String(keyComponent, "syncer")), src: opts.Source}
+	if opts.Sharded {
+		s.opts.Source = shardView{Store: opts.Source, shard: opts.Shard}
+		s.log = s.log.With(zap.Int("shard", opts.Shard), zap.String("node", opts.Node))
+	}
+	return s, nil
 }
 
 // Stats returns the syncer's live counters.
@@ -91,11 +116,15 @@ func (s *Syncer) Stats() *Stats { return &s.stats }
 // Run syncs every Options.Interval (±10%) until ctx is done, then returns
 // nil. A failed pass is logged and counted; the next one tries again.
 func (s *Syncer) Run(ctx context.Context) error {
-	s.log.Info("syncer started", zap.String("source", s.opts.Source.String()), zap.String("root", s.opts.Root),
-		zap.Duration("interval", s.opts.Interval), zap.Int("keep", s.opts.Keep))
+	s.log.Info("syncer started", zap.String("source", s.src.String()), zap.String("root", s.opts.Root),
+		zap.Duration("interval", s.opts.Interval), zap.Int("keep", s.opts.Keep), zap.Bool("sharded", s.opts.Sharded))
 	for {
-		s.SyncOnce(ctx) //nolint:errcheck // logged and counted inside
-		if sleep(ctx, jitter(s.opts.Interval)) != nil {
+		res, _ := s.SyncOnce(ctx) // logged and counted inside
+		wait := jitter(s.opts.Interval)
+		if res.Action == ActionWaiting {
+			wait = 0 // the pass polled the markers for an interval already
+		}
+		if sleep(ctx, wait) != nil {
 			s.log.Info("syncer stopped")
 			return nil
 		}
@@ -123,6 +152,9 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	case err != nil:
 		s.stats.fail(err)
 		s.log.Error("sync failed", zap.Stringer(keyKind, KindOf(err)), zap.Error(err))
+	case res.Action == ActionWaiting:
+		// Not a failure (the old version keeps serving, as designed), not
+		// a success either: LastSuccess stays, so its age alerts.
 	default:
 		s.stats.LastSuccess.Store(s.opts.Now().UnixNano())
 		s.log.Info("in sync", zap.String(keyVersion, res.Version), zap.String("action", string(res.Action)),
@@ -131,7 +163,7 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	// GC runs after failed passes too: old versions must not fill the disk
 	// while a new one keeps failing.
 	if m, merr := manifest.Read(s.opts.Root); merr == nil && ctx.Err() == nil {
-		if gerr := s.gc(m.Version, m.Previous); gerr != nil {
+		if gerr := s.gc(m.Version, m.Previous, s.pending); gerr != nil {
 			s.stats.fail(gerr)
 			s.log.Error("gc failed", zap.Error(gerr))
 		}
@@ -159,7 +191,7 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 	if err := s.cleanStaging(""); err != nil {
 		s.log.Warn("cleaning staging", zap.Error(err))
 	}
-	t, err := resolveTarget(ctx, s.opts.Source)
+	t, err := s.resolveTarget(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -186,8 +218,16 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 
 	if fi, err := os.Stat(manifest.VersionDir(s.opts.Root, v)); err == nil && fi.IsDir() {
 		if cur != nil && cur.Version == v {
+			s.pending = ""
+			s.stats.Waiting.Store(0)
 			res.Action = ActionNone
 			return res, nil
+		}
+		if s.opts.Sharded {
+			if err := checkInstalledShard(s.opts.Root, t); err != nil {
+				return res, err
+			}
+			return s.coordinate(ctx, t, cur, res, ActionActivated)
 		}
 		if err := s.writeManifest(t, res.Previous); err != nil {
 			return res, err
@@ -216,6 +256,10 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 	if err := s.install(t); err != nil {
 		return res, err
 	}
+	if s.opts.Sharded {
+		s.stats.Installs.Add(1)
+		return s.coordinate(ctx, t, cur, res, ActionInstalled)
+	}
 	if err := s.writeManifest(t, res.Previous); err != nil {
 		return res, err
 	}
@@ -235,6 +279,10 @@ func checkMeta(dir string, rel *release.Release) error {
 		// The manifest will name rel.Dataset, and the server checks it.
 		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s names dataset %q, the release %q",
 			rel.Version, store.MetaFile, m.Name, rel.Dataset))
+	}
+	if (m.Shard == nil) != (want.Shard == nil) || m.Shard != nil && *m.Shard != *want.Shard {
+		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s shard %s disagrees with the release's %s",
+			rel.Version, store.MetaFile, shardString(m.Shard), shardString(want.Shard)))
 	}
 	if m.Version != rel.Version || m.Name != want.Name || m.Keys != want.Keys || m.Strings != want.Strings || m.Hashes != want.Hashes {
 		return failure(KindMetadata, fmt.Errorf("syncer: version %s: %s (name %q version %q keys %d) disagrees with the release (name %q version %q keys %d)",
@@ -280,8 +328,8 @@ func (s *Syncer) install(t *target) error {
 }
 
 // writeManifest points the manifest at t (atomically; the rename is what the
-// server watches for).
-func (s *Syncer) writeManifest(t *target, previous string) error {
+// server watches for). activateAt, when set, replaces the release's.
+func (s *Syncer) writeManifest(t *target, previous string, activateAt ...time.Time) error {
 	m := &manifest.Manifest{
 		Format:      manifest.FormatVersion,
 		Dataset:     t.rel.Dataset,
@@ -289,6 +337,10 @@ func (s *Syncer) writeManifest(t *target, previous string) error {
 		Previous:    previous,
 		InstalledAt: s.opts.Now().UTC(),
 		ActivateAt:  t.rel.ActivateAt,
+	}
+	if len(activateAt) > 0 {
+		at := activateAt[0].UTC()
+		m.ActivateAt = &at
 	}
 	if err := manifest.Write(s.opts.Root, m); err != nil {
 		return failure(KindInstall, fmt.Errorf("syncer: %w", err))

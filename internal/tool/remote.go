@@ -18,8 +18,8 @@ import (
 func publishCommand() *Command {
 	c := &Command{
 		Name:     "publish",
-		Synopsis: "batchkv publish DIR URL   (URL: s3://bucket/prefix/dataset or file:///path/dataset)",
-		Summary:  "upload a built version; its release file is written last",
+		Synopsis: "batchkv publish DIR URL   (URL: s3://bucket/prefix/dataset or file:///path/dataset; DIR: a version, or a sharded build's shard-<i>/ dirs)",
+		Summary:  "upload a built version (or the shards of a sharded build); each release file is written last",
 	}
 	c.Run = func(ctx context.Context, env *Env, args []string) error {
 		fs := env.FlagSet(c)
@@ -60,6 +60,11 @@ func publishCommand() *Command {
 			return err
 		}
 		r := res.Release
+		if res.Count > 0 {
+			fmt.Fprintf(env.Stdout, "published %s version %s shards %v of %d to %s: %d files uploaded now (%d bytes), %d resumed, %d shards already published, in %s\n",
+				r.Dataset, r.Version, res.Shards, res.Count, dst, res.Uploaded, res.UploadedBytes, res.Resumed, res.Skipped, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
 		fmt.Fprintf(env.Stdout, "published %s version %s to %s: %d files, %d bytes (%d uploaded now, %d resumed) in %s\n",
 			r.Dataset, r.Version, dst, len(r.Files), r.TotalSize(), res.Uploaded, res.Resumed, time.Since(start).Round(time.Millisecond))
 		return nil
@@ -122,8 +127,12 @@ func versionsCommand() *Command {
 			switch {
 			case v.Invalid != "":
 				state = "invalid: " + v.Invalid
+			case v.Shards > 0 && !v.Complete:
+				state = fmt.Sprintf("partial %d/%d", v.ShardsPublished, v.Shards)
 			case !v.Complete:
 				state = "incomplete"
+			case v.Shards > 0:
+				state = fmt.Sprintf("complete (%d shards)", v.Shards)
 			}
 			served := ""
 			if v.Target {
@@ -156,6 +165,7 @@ func pinCommand() *Command {
 		var ro remote.Options
 		ro.AddFlags(fs)
 		latest := fs.Bool("latest", false, "remove the pin: syncers serve the greatest complete version")
+		delay := fs.Duration("activate-delay", publish.DefaultPinActivateDelay, "sharded datasets: every shard moves at pin time + this (must exceed the syncers' --interval); 0: each shard moves when it polls")
 		pos, err := env.Parse(fs, args)
 		if err != nil {
 			return err
@@ -170,22 +180,36 @@ func pinCommand() *Command {
 		if err != nil {
 			return err
 		}
+		opts := publish.PinOptions{ActivateDelay: *delay}
+		if *delay == 0 {
+			opts.ActivateDelay = -1
+		}
 		if *latest {
-			if err := publish.Unpin(ctx, dst); err != nil {
+			p, err := publish.UnpinWith(ctx, dst, opts)
+			if err != nil {
 				return err
 			}
 			v, _, err := publish.Target(ctx, dst)
 			if err != nil && !errors.Is(err, publish.ErrNoVersion) {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "unpinned %s: syncers serve the latest complete version (%s)\n", dst, v)
+			fmt.Fprintf(env.Stdout, "unpinned %s: syncers serve the latest complete version (%s)%s\n", dst, v, activation(p))
 			return nil
 		}
-		if err := publish.Pin(ctx, dst, pos[1]); err != nil {
+		p, err := publish.PinWith(ctx, dst, pos[1], opts)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "pinned %s to version %s\n", dst, pos[1])
+		fmt.Fprintf(env.Stdout, "pinned %s to version %s%s\n", dst, pos[1], activation(p))
 		return nil
 	}
 	return c
+}
+
+// activation describes a pointer's coordinated activation time, if any.
+func activation(p *publish.Pointer) string {
+	if p == nil || p.ActivateAt == nil {
+		return ""
+	}
+	return fmt.Sprintf("; every shard moves at %s", p.ActivateAt.UTC().Format(time.RFC3339Nano))
 }

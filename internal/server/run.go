@@ -212,6 +212,11 @@ func ready(cur *swap.Current, w *swap.Watcher, draining *atomic.Bool) error {
 		}
 		return errors.New("no version live yet")
 	}
+	if w != nil {
+		if err := w.Health(); err != nil { // the live version's files are damaged (swap/health.go)
+			return err
+		}
+	}
 	return nil
 }
 

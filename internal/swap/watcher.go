@@ -96,6 +96,7 @@ type Watcher struct {
 	warmed   time.Duration // the last opened version's warm-up time
 	retrying string        // manifest content whose transient failure was reported
 	pending  *pendingSwap
+	health   health // the live version's files (health.go)
 }
 
 type pendingSwap struct {
@@ -174,6 +175,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				events, closeWatch = w.rewatch(closeWatch)
 			}
 			w.Check(ctx)
+			w.checkHealth(ctx)
 		case <-activate:
 			p := w.pending
 			w.pending = nil

@@ -216,6 +216,9 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 		s.log.Warn("cleaning staging", zap.Error(err))
 	}
 
+	if err := s.repairInstalled(t); err != nil { // a damaged copy is installed again (repair.go)
+		return res, err
+	}
 	if fi, err := os.Stat(manifest.VersionDir(s.opts.Root, v)); err == nil && fi.IsDir() {
 		if cur != nil && cur.Version == v {
 			s.pending = ""

@@ -145,8 +145,11 @@ func (s *Server) Ready() (int, string, error) {
 
 // Metric returns the sum of the /metrics samples whose line starts with
 // prefix (a name, or a name and labels).
-func (s *Server) Metric(prefix string) (float64, error) {
-	b, _, err := s.get("/metrics")
+func (s *Server) Metric(prefix string) (float64, error) { return MetricAt(s.Metrics, prefix) }
+
+// MetricAt is Metric of the /metrics page served at addr.
+func MetricAt(addr, prefix string) (float64, error) {
+	b, _, err := get(addr, "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -175,8 +178,10 @@ func (s *Server) Metric(prefix string) (float64, error) {
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-func (s *Server) get(path string) ([]byte, int, error) {
-	resp, err := httpClient.Get("http://" + s.Metrics + path)
+func (s *Server) get(path string) ([]byte, int, error) { return get(s.Metrics, path) }
+
+func get(addr, path string) ([]byte, int, error) {
+	resp, err := httpClient.Get("http://" + addr + path)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -46,6 +46,8 @@ const (
 type Options struct {
 	// ServerBin is the batchkv-server binary. Required.
 	ServerBin string
+	// ServerArgs are extra batchkv-server flags (--io goroutine...).
+	ServerArgs []string
 	// RedisBin is the reference server; default DefaultRedisBin.
 	RedisBin string
 	// Keys is the dataset size; default DefaultKeys.
@@ -283,8 +285,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 
 	progress("starting batchkv-server")
 	bkv, err := startServer("batchkv-server", cpu, func(port int) []string {
-		return []string{o.ServerBin, "--addr", "127.0.0.1:" + strconv.Itoa(port), "--dataset", version,
-			"--cache-bytes", strconv.FormatInt(o.CacheBytes, 10), "--metrics-addr", "", "--log-level", "warn"}
+		return append([]string{o.ServerBin, "--addr", "127.0.0.1:" + strconv.Itoa(port), "--dataset", version,
+			"--cache-bytes", strconv.FormatInt(o.CacheBytes, 10), "--metrics-addr", "", "--log-level", "warn"}, o.ServerArgs...)
 	})
 	if err != nil {
 		return nil, err

@@ -41,6 +41,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup f
 	fs.StringVar(&pipelines, "pipelines", "1,16", "pipeline depths of the matrix")
 	fs.StringVar(&dists, "dists", "uniform,zipfian", "key distributions of the matrix")
 	fs.IntVar(&o.ClientProcs, "client-procs", DefaultClientProcs, "GOMAXPROCS of the load generator during the matrix")
+	var serverFlags string
+	fs.StringVar(&serverFlags, "server-flags", "", "extra batchkv-server flags, space-separated (e.g. \"--io goroutine\")")
 	fs.Int64Var(&o.CacheBytes, "cache-bytes", DefaultCacheBytes, "batchkv-server --cache-bytes")
 	fs.BoolVar(&noPin, "no-pin", false, "do not pin the servers to the last CPU with taskset")
 	fs.StringVar(&o.WorkDir, "workdir", "", "directory for the generated input and built version (default: a temporary one, removed)")
@@ -60,6 +62,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup f
 		}
 	}
 	o.Pin = !noPin
+	o.ServerArgs = strings.Fields(serverFlags)
 	o.Commands = splitList(strings.ToUpper(commands))
 	o.Dists = splitList(dists)
 	var err error

@@ -181,3 +181,13 @@ func appendHeader(b []byte, c byte, n int) []byte {
 	b = strconv.AppendInt(b, int64(n), 10)
 	return append(b, '\r', '\n')
 }
+
+// Consume drops the first n buffered bytes (the part of a partial write that
+// went out); the rest moves to the front.
+func (w *Writer) Consume(n int) {
+	if n >= len(w.b) {
+		w.Reset()
+		return
+	}
+	w.b = w.b[:copy(w.b, w.b[n:])]
+}

@@ -76,6 +76,10 @@ type Config struct {
 	// of (Redis Cluster protocol); nil: standalone.
 	Cluster *ClusterConfig
 
+	// IO is the I/O engine: IOEpoll or IOGoroutine (see ioengine.go);
+	// "" is epoll on Linux.
+	IO string
+
 	// Metrics, if set, receives per-command calls and latencies and error
 	// replies (nil: no metrics, and no extra clock read per command).
 	Metrics *metrics.Server

@@ -49,6 +49,9 @@ type conn struct {
 	keyBuf []byte
 	// rejecting is the command dispatch is checking (for EXEC's abort).
 	rejecting *command
+	// ep is the event loop's state of a connection served by the epoll
+	// engine; nil on the goroutine path.
+	ep *epConn
 
 	created time.Time
 	laddr   string
@@ -137,17 +140,22 @@ func (c *conn) serve() {
 			return
 		}
 		if err != nil {
-			var ne net.Error
-			switch {
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-			case errors.As(err, &ne) && ne.Timeout() && !c.killed.Load():
-				c.logger().Debug("closing idle client", zap.Duration("timeout", c.s.cfg.IdleTimeout))
-			default:
-				if !c.killed.Load() {
-					c.logger().Debug("read", zap.Error(err))
-				}
-			}
+			c.logReadError(err)
 			return
+		}
+	}
+}
+
+// logReadError logs why a read ended the connection.
+func (c *conn) logReadError(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &ne) && ne.Timeout() && !c.killed.Load():
+		c.logger().Debug("closing idle client", zap.Duration("timeout", c.s.cfg.IdleTimeout))
+	default:
+		if !c.killed.Load() {
+			c.logger().Debug("read", zap.Error(err))
 		}
 	}
 }
@@ -157,35 +165,14 @@ func (c *conn) serve() {
 // close.
 func (c *conn) runBuffered() bool {
 	for {
-		c.cmds = c.cmds[:0]
-		var perr error
-		for {
-			// Before authentication Redis applies tighter parse limits, and
-			// AUTH may lift them: parse one command at a time until then.
-			c.rd.Unauthenticated = !c.authed
-			if !c.authed && len(c.cmds) > 0 {
-				break
-			}
-			args, ok, err := c.rd.Next()
-			if err != nil {
-				perr = err
-				break
-			}
-			if !ok {
-				break
-			}
-			c.cmds = append(c.cmds, args)
-		}
+		perr := c.parseBatch()
 		if len(c.cmds) > 0 {
 			if !c.runBatch() {
 				return false
 			}
 		}
 		if perr != nil {
-			if m := c.s.cfg.Metrics; m != nil {
-				m.ProtocolError()
-			}
-			c.w.Error("ERR " + perr.Error())
+			c.protocolError(perr)
 			c.flush()
 			c.logger().Info("closing client after protocol error", zap.String(fieldReason, perr.Error()))
 			return false
@@ -200,47 +187,43 @@ func (c *conn) runBuffered() bool {
 	}
 }
 
+// parseBatch sets c.cmds to the next batch: every complete command in the
+// read buffer. A protocol error ends the batch; it is returned, to be
+// answered after the batch ran.
+func (c *conn) parseBatch() error {
+	c.cmds = c.cmds[:0]
+	for {
+		// Before authentication Redis applies tighter parse limits, and
+		// AUTH may lift them: parse one command at a time until then.
+		c.rd.Unauthenticated = !c.authed
+		if !c.authed && len(c.cmds) > 0 {
+			return nil
+		}
+		args, ok, err := c.rd.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		c.cmds = append(c.cmds, args)
+	}
+}
+
+// protocolError answers a protocol error before the connection closes.
+func (c *conn) protocolError(perr error) {
+	if m := c.s.cfg.Metrics; m != nil {
+		m.ProtocolError()
+	}
+	c.w.Error("ERR " + perr.Error())
+}
+
 // runBatch runs c.cmds under one acquired version.
 func (c *conn) runBatch() bool {
 	c.v = c.s.cur.Acquire()
 	defer c.releaseVersion()
-	// One clock read per command: each command's duration (for the
-	// slowlog) is the time from its start to the next one's.
-	prev := time.Now()
-	c.now = prev
-	c.lastAt.Store(prev.UnixNano())
-	slow := c.s.cfg.SlowlogSlowerThan
-	timed := slow >= 0 || c.s.cmdMetrics != nil
-	for _, args := range c.cmds {
-		ran := c.dispatch(args)
-		if timed {
-			now := time.Now()
-			d := now.Sub(prev)
-			if slow >= 0 && d >= slow {
-				c.s.slowlog.add(c, args, d)
-			}
-			if ran != nil && c.s.cmdMetrics != nil {
-				c.s.commandMetrics(ran).Observe(d)
-			}
-			prev, c.now = now, now
-		}
-		c.pending.Store(int64(c.w.Len()))
-		if c.quit || c.killed.Load() {
-			return !c.killed.Load()
-		}
-		if n := c.w.Len(); n >= c.s.cfg.OutputFlushSize {
-			if int64(n) > c.s.cfg.OutputBufferLimit {
-				c.logger().Warn("closing client over the output buffer limit",
-					zap.Int("pending", n), zap.Int64("limit", c.s.cfg.OutputBufferLimit))
-				return false
-			}
-			if !c.flush() {
-				return false
-			}
-		}
-	}
-	c.s.stats.commandsProcessed.Add(int64(len(c.cmds)))
-	return true
+	_, ok := c.runBatchFrom(0)
+	return ok
 }
 
 func (c *conn) releaseVersion() {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,11 @@ type Server struct {
 
 	slowlog slowlog
 
+	// io is the resolved I/O engine; ep its loops once Serve started them
+	// (nil: every connection gets a goroutine).
+	io string
+	ep *epollEngine
+
 	// cmdMetrics holds each command's metric series by command.idx,
 	// resolved on first use; nil without Config.Metrics.
 	cmdMetrics []atomic.Pointer[metrics.Command]
@@ -87,6 +93,10 @@ func New(cfg Config, cur *swap.Current, log *zap.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	io, err := resolveIO(cfg.IO)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -97,6 +107,7 @@ func New(cfg Config, cur *swap.Current, log *zap.Logger) (*Server, error) {
 		start:     time.Now(),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		io:        io,
 	}
 	s.slowlog.maxLen = cfg.SlowlogMaxLen
 	if cfg.Metrics != nil {
@@ -118,6 +129,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.io == IOEpoll && s.ep == nil {
+		ep, err := startEpoll(s, runtime.GOMAXPROCS(0))
+		if err != nil {
+			s.log.Warn("epoll unavailable: serving each connection from a goroutine", zap.Error(err))
+			s.io = IOGoroutine
+		}
+		s.ep = ep
+	}
+	ep := s.ep
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -157,17 +177,35 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			continue
 		}
+		// Plain TCP connections go to an event loop; anything else (TLS)
+		// gets a goroutine.
+		var fc *fdConn
+		if tc, ok := nc.(*net.TCPConn); ok && ep != nil {
+			if fc, err = ep.detach(tc); err != nil {
+				s.log.Warn("taking over a connection for the event loop", zap.Error(err))
+				tc.Close()
+				continue
+			}
+			nc = fc
+		}
 		c := s.newConn(nc)
+		if fc != nil {
+			ep.attach(c, fc)
+		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			nc.Close()
+			closeUnserved(nc)
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
 		s.nconns.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
+		if fc != nil {
+			ep.serveConn(c, fc)
+			continue
+		}
 		go c.serve()
 	}
 }
@@ -219,10 +257,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeIdle()
 		select {
 		case <-done:
+			s.stopLoops()
 			return nil
 		case <-ctx.Done():
 			s.closeAll()
 			<-done
+			s.stopLoops()
 			return ctx.Err()
 		case <-tick.C:
 		}
@@ -240,7 +280,19 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeAll()
 	s.wg.Wait()
+	s.stopLoops()
 	return nil
+}
+
+// stopLoops stops the event loops once every connection is closed.
+func (s *Server) stopLoops() {
+	s.mu.Lock()
+	ep := s.ep
+	s.ep = nil
+	s.mu.Unlock()
+	if ep != nil {
+		ep.stop()
+	}
 }
 
 func (s *Server) closeIdle() {

@@ -19,6 +19,7 @@ import (
 	"github.com/batchkv/batchkv/internal/manifest"
 	"github.com/batchkv/batchkv/internal/objstore/file"
 	"github.com/batchkv/batchkv/internal/publish"
+	"github.com/batchkv/batchkv/internal/redistest"
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/store"
 )
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 		os.Exit(serveWatcher(root))
 	}
 	code := m.Run()
+	redistest.Cleanup()
 	if bin, err := buildSyncer(); err == nil {
 		os.RemoveAll(filepath.Dir(bin))
 	}

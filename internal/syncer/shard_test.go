@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +30,13 @@ import (
 // "k<j>" holds "<v>:k<j>".
 func buildShards(t testing.TB, v string, n, keys int) string {
 	t.Helper()
+	return buildShardsSized(t, v, n, keys, 0)
+}
+
+// buildShardsSized is buildShards with values padded to valueSize bytes
+// (pseudo-random, so that they do not compress away).
+func buildShardsSized(t testing.TB, v string, n, keys, valueSize int) string {
+	t.Helper()
 	dir := t.TempDir()
 	ranges := slot.Split(n)
 	entries := make([][]store.Entry, n)
@@ -37,7 +45,16 @@ func buildShards(t testing.TB, v string, n, keys int) string {
 		s := slot.Of([]byte(k))
 		for i, r := range ranges {
 			if r.Contains(s) {
-				entries[i] = append(entries[i], store.Entry{Key: []byte(k), Value: store.AppendString(nil, []byte(v+":"+k))})
+				val := []byte(v + ":" + k)
+				if valueSize > 0 {
+					pad := make([]byte, valueSize)
+					r := rand.New(rand.NewPCG(uint64(j), uint64(len(v))))
+					for x := range pad {
+						pad[x] = byte(r.UintN(256))
+					}
+					val = append(val, pad...)
+				}
+				entries[i] = append(entries[i], store.Entry{Key: []byte(k), Value: store.AppendString(nil, val)})
 			}
 		}
 	}
@@ -156,7 +173,7 @@ func TestShardedCoordinatedActivation(t *testing.T) {
 		src := t.TempDir()
 		shardedCoordination(t, "file://"+src, storeFor(t, src))
 	})
-	t.Run("s3", func(t *testing.T) {
+	t.Run("s3", func(t *testing.T) { // not parallel: s3test sets the environment
 		srv := s3test.Start(t) // its AWS_* credentials reach the children
 		shardedCoordination(t, srv.URL("sharded"), srv.Store(t, "sharded"), "--s3-endpoint", srv.Endpoint, "--s3-path-style")
 	})

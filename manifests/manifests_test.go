@@ -30,12 +30,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/batchkv/batchkv/internal/cluster"
 	"github.com/batchkv/batchkv/internal/metrics"
 	"github.com/batchkv/batchkv/internal/server"
 	"github.com/batchkv/batchkv/internal/syncer"
@@ -52,6 +54,7 @@ const (
 type rendered struct {
 	dir             string
 	deployments     []appsv1.Deployment
+	statefulSets    []appsv1.StatefulSet
 	services        []corev1.Service
 	pdbs            []policyv1.PodDisruptionBudget
 	configMaps      map[string]corev1.ConfigMap
@@ -166,6 +169,9 @@ func render(t *testing.T, dir string) *rendered {
 		case "apps/v1/Deployment":
 			out.deployments = append(out.deployments, appsv1.Deployment{})
 			into = &out.deployments[len(out.deployments)-1]
+		case "apps/v1/StatefulSet":
+			out.statefulSets = append(out.statefulSets, appsv1.StatefulSet{})
+			into = &out.statefulSets[len(out.statefulSets)-1]
 		case "/v1/Service":
 			out.services = append(out.services, corev1.Service{})
 			into = &out.services[len(out.services)-1]
@@ -235,12 +241,23 @@ func TestKustomizations(t *testing.T) {
 }
 
 func checkRendered(t *testing.T, r *rendered) {
-	if len(r.deployments) != 1 || len(r.services) != 1 || len(r.pdbs) != 1 || len(r.serviceAccounts) != 1 || len(r.rules) != 1 {
-		t.Fatalf("want one Deployment, Service, PodDisruptionBudget, ServiceAccount and PrometheusRule; got %d, %d, %d, %d, %d",
-			len(r.deployments), len(r.services), len(r.pdbs), len(r.serviceAccounts), len(r.rules))
+	if len(r.deployments)+len(r.statefulSets) != 1 || len(r.pdbs) != 1 || len(r.serviceAccounts) != 1 || len(r.rules) != 1 {
+		t.Fatalf("want one Deployment or StatefulSet, PodDisruptionBudget, ServiceAccount and PrometheusRule; got %d+%d, %d, %d, %d",
+			len(r.deployments), len(r.statefulSets), len(r.pdbs), len(r.serviceAccounts), len(r.rules))
 	}
-	d := r.deployments[0]
-	pod := d.Spec.Template.Spec
+	var tmpl corev1.PodTemplateSpec
+	var selector *metav1.LabelSelector
+	if len(r.deployments) == 1 {
+		d := r.deployments[0]
+		tmpl, selector = d.Spec.Template, d.Spec.Selector
+		// Rollout never lowers capacity.
+		if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+			t.Errorf("rolling update: want maxUnavailable 0 (a new pod needs a full download before it serves)")
+		}
+	} else {
+		tmpl, selector = r.statefulSets[0].Spec.Template, r.statefulSets[0].Spec.Selector
+	}
+	pod := tmpl.Spec
 	for _, v := range restrictedViolations(pod) {
 		t.Error(v)
 	}
@@ -290,7 +307,11 @@ func checkRendered(t *testing.T, r *rendered) {
 	}
 
 	// The shared volume: mounted at one path in both, that path is --root.
-	vol := sharedVolume(t, pod)
+	var claims []corev1.PersistentVolumeClaim
+	if len(r.statefulSets) == 1 {
+		claims = r.statefulSets[0].Spec.VolumeClaimTemplates
+	}
+	vol := sharedVolume(t, pod, claims)
 	srvPath, syncPath := mountPath(t, srv, vol), mountPath(t, sync, vol)
 	if srvPath != syncPath {
 		t.Errorf("volume %s mounted at %q in the server and %q in the syncer: want one path", vol, srvPath, syncPath)
@@ -349,13 +370,10 @@ func checkRendered(t *testing.T, r *rendered) {
 		t.Errorf("terminationGracePeriodSeconds %v: want more than the drain %v plus the shutdown %v", grace, drain, server.ShutdownTimeout)
 	}
 
-	// Rollout never lowers capacity; selectors select the pods.
-	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
-		t.Errorf("rolling update: want maxUnavailable 0 (a new pod needs a full download before it serves)")
-	}
-	podLabels := labels.Set(d.Spec.Template.Labels)
-	if sel := d.Spec.Selector; sel == nil || !labels.SelectorFromSet(sel.MatchLabels).Matches(podLabels) {
-		t.Errorf("deployment selector does not select its pods")
+	// Selectors select the pods.
+	podLabels := labels.Set(tmpl.Labels)
+	if selector == nil || !labels.SelectorFromSet(selector.MatchLabels).Matches(podLabels) {
+		t.Errorf("workload selector does not select its pods")
 	}
 	pdb := r.pdbs[0]
 	if pdb.Spec.Selector == nil || len(pdb.Spec.Selector.MatchLabels) == 0 || !labels.SelectorFromSet(pdb.Spec.Selector.MatchLabels).Matches(podLabels) {
@@ -366,7 +384,7 @@ func checkRendered(t *testing.T, r *rendered) {
 	}
 
 	// The Service: the redis and both metrics ports, by name, onto container ports.
-	svc := r.services[0]
+	svc := clientService(t, r)
 	if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
 		t.Errorf("Service selector does not select the pods")
 	}
@@ -401,6 +419,9 @@ func checkRendered(t *testing.T, r *rendered) {
 		t.Errorf("syncer BATCHKV_SOURCE %q: want s3:// or file://", syncEnv["BATCHKV_SOURCE"])
 	}
 
+	if len(r.statefulSets) == 1 {
+		checkCluster(t, r, srvEnv, syncEnv)
+	}
 	checkRules(t, r.rules[0])
 	for _, m := range r.monitors {
 		if !labels.SelectorFromSet(m.Spec.Selector.MatchLabels).Matches(labels.Set(svc.Labels)) {
@@ -585,17 +606,32 @@ func checkProbe(t *testing.T, what string, c corev1.Container, p *corev1.Probe, 
 	}
 }
 
-// sharedVolume returns the one volume both containers mount.
-func sharedVolume(t *testing.T, pod corev1.PodSpec) string {
+// sharedVolume returns the one volume both containers mount: a pod volume,
+// or a StatefulSet's volume claim template.
+func sharedVolume(t *testing.T, pod corev1.PodSpec, claims []corev1.PersistentVolumeClaim) string {
 	t.Helper()
-	var shared []string
+	var names []string
 	for _, v := range pod.Volumes {
-		if mountPath(nil, pod.Containers[0], v.Name) != "" && mountPath(nil, pod.InitContainers[0], v.Name) != "" {
-			shared = append(shared, v.Name)
+		names = append(names, v.Name)
+	}
+	for _, c := range claims {
+		names = append(names, c.Name)
+	}
+	var shared []string
+	for _, n := range names {
+		if mountPath(nil, pod.Containers[0], n) != "" && mountPath(nil, pod.InitContainers[0], n) != "" {
+			shared = append(shared, n)
 		}
 	}
 	if len(shared) != 1 {
 		t.Fatalf("volumes mounted in both containers: %v, want one", shared)
+	}
+	if i := slices.IndexFunc(claims, func(c corev1.PersistentVolumeClaim) bool { return c.Name == shared[0] }); i >= 0 {
+		req := claims[i].Spec.Resources.Requests[corev1.ResourceStorage]
+		if req.IsZero() {
+			t.Errorf("volume claim template %s: needs a storage request", claims[i].Name)
+		}
+		return claims[i].Name
 	}
 	v := pod.Volumes[slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == shared[0] })]
 	switch {
@@ -609,9 +645,129 @@ func sharedVolume(t *testing.T, pod corev1.PodSpec) string {
 			t.Errorf("volume %s: an ephemeral volume needs a storage request", v.Name)
 		}
 	default:
-		t.Errorf("volume %s: want an emptyDir or a generic ephemeral volume", v.Name)
+		t.Errorf("volume %s: want an emptyDir, a generic ephemeral volume or a volume claim template", v.Name)
 	}
 	return v.Name
+}
+
+// checkCluster checks the cluster-mode StatefulSet's wiring: the names the
+// server derives its peers from are the StatefulSet's and its headless
+// Service's, the pod count is shards × replicas, syncer and server agree on
+// the shard count, and a disruption never takes a shard's last replica.
+func checkCluster(t *testing.T, r *rendered, srvEnv, syncEnv map[string]string) {
+	t.Helper()
+	sts := r.statefulSets[0]
+	num := func(env map[string]string, k string) int {
+		n, err := strconv.Atoi(env[k])
+		if err != nil || n < 1 {
+			t.Errorf("%s %q: want a positive integer", k, env[k])
+		}
+		return n
+	}
+	shards, replicas := num(srvEnv, "BATCHKV_CLUSTER_SHARDS"), num(srvEnv, "BATCHKV_CLUSTER_REPLICAS")
+	if got := num(syncEnv, "BATCHKV_SHARDS"); got != shards {
+		t.Errorf("syncer BATCHKV_SHARDS %d, server BATCHKV_CLUSTER_SHARDS %d: the syncer would fetch another shard than the server serves", got, shards)
+	}
+	if sts.Spec.Replicas == nil || int(*sts.Spec.Replicas) != shards*replicas {
+		t.Errorf("StatefulSet replicas %d: want shards × replicas = %d", ptrOr(sts.Spec.Replicas, 1), shards*replicas)
+	}
+	if srvEnv["BATCHKV_CLUSTER_STATEFULSET"] != sts.Name {
+		t.Errorf("BATCHKV_CLUSTER_STATEFULSET %q: want the StatefulSet's name %q (pod names are <name>-<ordinal>)", srvEnv["BATCHKV_CLUSTER_STATEFULSET"], sts.Name)
+	}
+	if srvEnv["BATCHKV_CLUSTER_SERVICE"] != sts.Spec.ServiceName {
+		t.Errorf("BATCHKV_CLUSTER_SERVICE %q: want the StatefulSet's serviceName %q", srvEnv["BATCHKV_CLUSTER_SERVICE"], sts.Spec.ServiceName)
+	}
+	if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("podManagementPolicy %q: want Parallel (pods download their shards at the same time)", sts.Spec.PodManagementPolicy)
+	}
+	i := slices.IndexFunc(r.services, func(s corev1.Service) bool { return s.Name == sts.Spec.ServiceName })
+	if i < 0 {
+		t.Fatalf("StatefulSet serviceName %q: no such Service", sts.Spec.ServiceName)
+	}
+	hl := r.services[i]
+	if hl.Spec.ClusterIP != corev1.ClusterIPNone || !hl.Spec.PublishNotReadyAddresses {
+		t.Errorf("Service %s: want headless with publishNotReadyAddresses (peers' names resolve while they load)", hl.Name)
+	}
+	if !labels.SelectorFromSet(hl.Spec.Selector).Matches(labels.Set(sts.Spec.Template.Labels)) {
+		t.Errorf("Service %s does not select the pods", hl.Name)
+	}
+	if len(hl.Spec.Ports) != 1 || hl.Spec.Ports[0].Port != redisPort {
+		t.Errorf("Service %s ports %v: want the redis port %d (CLUSTER SLOTS announces it)", hl.Name, hl.Spec.Ports, redisPort)
+	}
+	srv := sts.Spec.Template.Spec.Containers[0]
+	ns := false
+	for _, e := range srv.Env {
+		if e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace" {
+			ns = true
+		}
+	}
+	if !ns {
+		t.Errorf("server: want POD_NAMESPACE from metadata.namespace (the peers' DNS names)")
+	}
+	// Every pod of the StatefulSet derives a topology from these settings,
+	// and all of them the same one: each shard has its replicas, and pod o
+	// is an endpoint of shard o mod N.
+	if t.Failed() {
+		return
+	}
+	var first string
+	for o := range shards * replicas {
+		k := cluster.Kubernetes{Shards: shards, Replicas: replicas, StatefulSet: srvEnv["BATCHKV_CLUSTER_STATEFULSET"],
+			Service: srvEnv["BATCHKV_CLUSTER_SERVICE"], Namespace: "ns", Port: redisPort, Pod: fmt.Sprintf("%s-%d", sts.Name, o)}
+		topo, err := k.Topology()
+		if err != nil {
+			t.Errorf("pod %s: %v", k.Pod, err)
+			continue
+		}
+		if topo.Self.Shard != o%shards || len(topo.Shards) != shards {
+			t.Errorf("pod %s: shard %d of %d, want %d of %d", k.Pod, topo.Self.Shard, len(topo.Shards), o%shards, shards)
+		}
+		var addrs []string
+		for _, sh := range topo.Shards {
+			if len(sh.Nodes) != replicas {
+				t.Errorf("pod %s: a shard with %d endpoints, want %d", k.Pod, len(sh.Nodes), replicas)
+			}
+			for _, n := range sh.Nodes {
+				addrs = append(addrs, n.Addr())
+			}
+		}
+		if want := fmt.Sprintf(".%s.ns.svc.cluster.local:%d", sts.Spec.ServiceName, redisPort); !strings.HasSuffix(addrs[0], want) {
+			t.Errorf("pod %s: endpoint %s: want a name under the headless Service (%s)", k.Pod, addrs[0], want)
+		}
+		if o == 0 {
+			first = strings.Join(addrs, ",")
+		} else if got := strings.Join(addrs, ","); got != first {
+			t.Errorf("pod %s sees the topology %s, pod 0 sees %s", k.Pod, got, first)
+		}
+	}
+
+	pdb := r.pdbs[0]
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() >= replicas {
+		t.Errorf("PodDisruptionBudget maxUnavailable %v with %d replicas per shard: a disruption could take a whole shard", pdb.Spec.MaxUnavailable, replicas)
+	}
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// clientService returns the Service clients use: the one with a cluster IP.
+// Only the cluster overlay adds another, the headless one naming the pods.
+func clientService(t *testing.T, r *rendered) corev1.Service {
+	t.Helper()
+	var client []corev1.Service
+	for _, s := range r.services {
+		if s.Spec.ClusterIP != corev1.ClusterIPNone {
+			client = append(client, s)
+		}
+	}
+	if len(client) != 1 || len(r.services)-len(client) != len(r.statefulSets) {
+		t.Fatalf("services: want one with a cluster IP, and a headless one per StatefulSet; got %d of %d", len(client), len(r.services))
+	}
+	return client[0]
 }
 
 func mountPath(t *testing.T, c corev1.Container, vol string) string {

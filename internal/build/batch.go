@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,65 +29,74 @@ type entry struct {
 
 const entrySize = int64(unsafe.Sizeof(entry{}))
 
-// batch is one parse worker's in-memory buffer of encoded records. Its memory
-// is fixed-size chunks, reused after each spill, and the entry index; both
-// count against the worker's share of the budget.
+// batch is one parse worker's in-memory buffer of encoded records. Records
+// are kept in buckets by the top bits of their order prefix (up to 256), each
+// with its own chunks and entry index: sorting is then per bucket, and walking
+// the records in sorted order (spilling, merging) touches one bucket's memory
+// at a time, about a megabyte, instead of jumping across the whole buffer
+// (which made every record a cache and TLB miss). The memory is fixed-size
+// chunks, reused after each spill, and the entry indexes; both count against
+// the worker's share of the budget.
 type batch struct {
-	chunks    [][]byte
-	cur       int // chunk being filled
-	entries   []entry
+	buckets   []bucket
+	shift     uint  // order >> shift = bucket
+	n         int   // entries in all buckets
+	used      int64 // capacity of the chunks and entry indexes
 	budget    int64
 	chunkSize int
 }
 
+// bucket is one range of order prefixes of a batch.
+type bucket struct {
+	chunks  [][]byte
+	cur     int // chunk being filled
+	entries []entry
+}
+
 func newBatch(budget int64) *batch {
-	cs := int(min(8<<20, max(64<<10, budget/16)))
-	return &batch{budget: budget, chunkSize: cs}
-}
-
-// used is the memory the batch holds: chunk capacity, entry index capacity
-// and the slice headers of the chunk list.
-func (b *batch) used() int64 {
-	n := int64(cap(b.entries))*entrySize + int64(cap(b.chunks))*24
-	for _, c := range b.chunks {
-		n += int64(cap(c))
+	// 256 buckets of 256 KiB chunks when the budget holds at least four
+	// chunks per bucket; fewer buckets for small budgets.
+	nb, cs := 256, 256<<10
+	for nb > 1 && int64(nb)*int64(cs)*4 > budget {
+		nb /= 2
 	}
-	return n
+	if nb == 1 {
+		cs = int(min(8<<20, max(64<<10, budget/16)))
+	}
+	return &batch{buckets: make([]bucket, nb), shift: uint(64 - bits.Len(uint(nb-1))), budget: budget, chunkSize: cs}
 }
 
-func (b *batch) empty() bool { return len(b.entries) == 0 }
+func (b *batch) empty() bool { return b.n == 0 }
 
-// reserve returns a chunk with room for need more bytes, or ok false when the
-// budget is exhausted and the batch must be spilled first. A record larger
-// than a chunk gets a chunk of its own (and may exceed the budget: one record
-// always fits).
-func (b *batch) reserve(need int) (ci int, ok bool) {
-	if len(b.entries) == cap(b.entries) {
-		// Double while the budget allows, then grow by a quarter, so that
-		// the index neither copies often nor strands much of the budget.
-		grow := max(4096, cap(b.entries))
-		if b.used()+int64(grow)*entrySize > b.budget {
-			grow = max(1024, cap(b.entries)/4)
-		}
-		if b.used()+int64(grow)*entrySize > b.budget && len(b.entries) > 0 {
+// reserve returns a chunk of bucket bk with room for need more bytes, or ok
+// false when the budget is exhausted and the batch must be spilled first. A
+// record larger than a chunk gets a chunk of its own (and may exceed the
+// budget: one record always fits).
+func (b *batch) reserve(bk *bucket, need int) (ci int, ok bool) {
+	if len(bk.entries) == cap(bk.entries) {
+		grow := max(64, cap(bk.entries))
+		if b.used+int64(grow)*entrySize > b.budget && b.n > 0 {
 			return 0, false
 		}
-		b.entries = slices.Grow(b.entries, grow)
+		old := cap(bk.entries)
+		bk.entries = slices.Grow(bk.entries, grow)
+		b.used += int64(cap(bk.entries)-old) * entrySize
 	}
-	for b.cur < len(b.chunks) {
-		c := b.chunks[b.cur]
+	for bk.cur < len(bk.chunks) {
+		c := bk.chunks[bk.cur]
 		if cap(c)-len(c) >= need {
-			return b.cur, true
+			return bk.cur, true
 		}
-		b.cur++
+		bk.cur++
 	}
 	size := max(b.chunkSize, need)
-	if b.used()+int64(size) > b.budget && len(b.entries) > 0 {
+	if b.used+int64(size) > b.budget && b.n > 0 {
 		return 0, false
 	}
-	b.chunks = append(b.chunks, make([]byte, 0, size))
-	b.cur = len(b.chunks) - 1
-	return b.cur, true
+	bk.chunks = append(bk.chunks, make([]byte, 0, size))
+	b.used += int64(size)
+	bk.cur = len(bk.chunks) - 1
+	return bk.cur, true
 }
 
 // encodedLen returns the bytes rec takes in a batch.
@@ -119,13 +129,16 @@ func (b *batch) add(rec *input.Record, file uint32, s uint16) (ok bool, err erro
 	if klen > math.MaxUint32 || vlen > math.MaxUint32 {
 		return false, fmt.Errorf("record of %d bytes is too large", klen+vlen)
 	}
-	ci, ok := b.reserve(total)
+	order := store.OrderAt(s, rec.Key)
+	bk := &b.buckets[order>>b.shift]
+	ci, ok := b.reserve(bk, total)
 	if !ok {
 		return false, nil
 	}
-	c := b.chunks[ci]
+	c := bk.chunks[ci]
 	off := len(c)
-	c = store.AppendKeyAt(c, s, rec.Key)
+	c = binary.BigEndian.AppendUint64(c, order)
+	c = append(c, rec.Key...)
 	if rec.Kind == input.KindHash {
 		c = store.AppendHashHeader(c, len(rec.Hash))
 		for _, f := range rec.Hash {
@@ -136,77 +149,90 @@ func (b *batch) add(rec *input.Record, file uint32, s uint16) (ok bool, err erro
 	}
 	c = binary.AppendUvarint(c, uint64(file))
 	c = binary.AppendUvarint(c, uint64(rec.Line))
-	b.chunks[ci] = c
-	b.entries = append(b.entries, entry{
-		order: binary.BigEndian.Uint64(c[off:]),
+	bk.chunks[ci] = c
+	bk.entries = append(bk.entries, entry{
+		order: order,
 		loc:   uint64(ci)<<32 | uint64(off),
 		klen:  uint32(klen),
 		vlen:  uint32(vlen),
 	})
+	b.n++
 	return true, nil
 }
 
 // record returns the Pebble key, value and source of e.
-func (b *batch) record(e *entry) (key, value []byte, file uint32, line int64) {
-	key, value = b.kv(e)
-	file, line = b.src(e)
+func (bk *bucket) record(e *entry) (key, value []byte, file uint32, line int64) {
+	key, value = bk.kv(e)
+	file, line = bk.src(e)
 	return key, value, file, line
 }
 
 // kv returns the Pebble key and value of e.
-func (b *batch) kv(e *entry) (key, value []byte) {
-	c := b.chunks[e.loc>>32]
+func (bk *bucket) kv(e *entry) (key, value []byte) {
+	c := bk.chunks[e.loc>>32]
 	off := int(uint32(e.loc))
 	end := off + int(e.klen)
 	return c[off:end:end], c[end : end+int(e.vlen) : end+int(e.vlen)]
 }
 
 // src returns the input file index and line of e.
-func (b *batch) src(e *entry) (file uint32, line int64) {
-	c := b.chunks[e.loc>>32]
+func (bk *bucket) src(e *entry) (file uint32, line int64) {
+	c := bk.chunks[e.loc>>32]
 	rest := c[int(uint32(e.loc))+int(e.klen)+int(e.vlen):]
 	f, n := binary.Uvarint(rest)
 	l, _ := binary.Uvarint(rest[n:])
 	return uint32(f), int64(l)
 }
 
-// sort orders the entries by Pebble key, then by input position, so that
-// duplicates meet in input order.
+// sort orders each bucket's entries by Pebble key, then by input position,
+// so that duplicates meet in input order. Buckets are ranges of order
+// prefixes in order, so the buckets one after the other are sorted.
 func (b *batch) sort() {
-	slices.SortFunc(b.entries, func(x, y entry) int {
-		if c := cmp.Compare(x.order, y.order); c != 0 {
-			return c
-		}
-		kx, _ := b.kv(&x)
-		ky, _ := b.kv(&y)
-		if c := bytes.Compare(kx, ky); c != 0 {
-			return c
-		}
-		fx, lx := b.src(&x)
-		fy, ly := b.src(&y)
-		if c := cmp.Compare(fx, fy); c != 0 {
-			return c
-		}
-		return cmp.Compare(lx, ly)
-	})
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		slices.SortFunc(bk.entries, func(x, y entry) int {
+			if x.order != y.order {
+				if x.order < y.order {
+					return -1
+				}
+				return 1
+			}
+			kx, _ := bk.kv(&x)
+			ky, _ := bk.kv(&y)
+			if c := bytes.Compare(kx, ky); c != 0 {
+				return c
+			}
+			fx, lx := bk.src(&x)
+			fy, ly := bk.src(&y)
+			if c := cmp.Compare(fx, fy); c != 0 {
+				return c
+			}
+			return cmp.Compare(lx, ly)
+		})
+	}
 }
 
 // reset empties the batch, keeping its memory.
 func (b *batch) reset() {
-	for i := range b.chunks {
-		if cap(b.chunks[i]) > b.chunkSize {
-			// An oversized record's chunk is not kept.
-			b.chunks[i] = make([]byte, 0, b.chunkSize)
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		for j := range bk.chunks {
+			if cap(bk.chunks[j]) > b.chunkSize {
+				// An oversized record's chunk is not kept.
+				b.used -= int64(cap(bk.chunks[j]) - b.chunkSize)
+				bk.chunks[j] = make([]byte, 0, b.chunkSize)
+			}
+			bk.chunks[j] = bk.chunks[j][:0]
 		}
-		b.chunks[i] = b.chunks[i][:0]
+		bk.cur = 0
+		bk.entries = bk.entries[:0]
 	}
-	b.cur = 0
-	b.entries = b.entries[:0]
+	b.n = 0
 }
 
 // span is a partition's part of a sorted run.
 type span struct {
-	off, n int64 // disk runs: byte offset and entry count; memory runs: entry index and count
+	off, n int64 // disk runs: byte offset and entry count; memory runs: bucket<<32 | entry index, and count
 	bytes  int64 // disk runs: byte length
 }
 
@@ -231,26 +257,29 @@ func (b *batch) spill(dir string, seq int, pl *plan) (*run, error) {
 	w := bufio.NewWriterSize(f, 1<<20)
 	var off int64
 	var hdr [2 * binary.MaxVarintLen64]byte
-	for i := range b.entries {
-		e := &b.entries[i]
-		p := pl.partitionOf(e.order)
-		if r.parts[p].n == 0 {
-			r.parts[p].off = off
+	for bi := range b.buckets {
+		bk := &b.buckets[bi]
+		for i := range bk.entries {
+			e := &bk.entries[i]
+			p := pl.partitionOf(e.order)
+			if r.parts[p].n == 0 {
+				r.parts[p].off = off
+			}
+			key, value, file, line := bk.record(e)
+			h := binary.PutUvarint(hdr[:], uint64(len(key)))
+			h += binary.PutUvarint(hdr[h:], uint64(len(value)))
+			w.Write(hdr[:h])
+			w.Write(key)
+			w.Write(value)
+			h = binary.PutUvarint(hdr[:], uint64(file))
+			h += binary.PutUvarint(hdr[h:], uint64(line))
+			w.Write(hdr[:h])
+			n := int64(h) + int64(len(key)) + int64(len(value))
+			n += int64(uvarintLen(uint64(len(key))) + uvarintLen(uint64(len(value))))
+			off += n
+			r.parts[p].n++
+			r.parts[p].bytes += n
 		}
-		key, value, file, line := b.record(e)
-		h := binary.PutUvarint(hdr[:], uint64(len(key)))
-		h += binary.PutUvarint(hdr[h:], uint64(len(value)))
-		w.Write(hdr[:h])
-		w.Write(key)
-		w.Write(value)
-		h = binary.PutUvarint(hdr[:], uint64(file))
-		h += binary.PutUvarint(hdr[h:], uint64(line))
-		w.Write(hdr[:h])
-		n := int64(h) + int64(len(key)) + int64(len(value))
-		n += int64(uvarintLen(uint64(len(key))) + uvarintLen(uint64(len(value))))
-		off += n
-		r.parts[p].n++
-		r.parts[p].bytes += n
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -264,12 +293,14 @@ func (b *batch) spill(dir string, seq int, pl *plan) (*run, error) {
 func (b *batch) keep(pl *plan) *run {
 	b.sort()
 	r := &run{mem: b, parts: make([]span, len(pl.parts))}
-	for i := range b.entries {
-		p := pl.partitionOf(b.entries[i].order)
-		if r.parts[p].n == 0 {
-			r.parts[p].off = int64(i)
+	for bi := range b.buckets {
+		for i := range b.buckets[bi].entries {
+			p := pl.partitionOf(b.buckets[bi].entries[i].order)
+			if r.parts[p].n == 0 {
+				r.parts[p].off = int64(bi)<<32 | int64(i)
+			}
+			r.parts[p].n++
 		}
-		r.parts[p].n++
 	}
 	return r
 }

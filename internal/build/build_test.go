@@ -543,3 +543,35 @@ func TestProgressCallback(t *testing.T) {
 		t.Errorf("merge progress ended at %v, want 4 of 4 partitions", got)
 	}
 }
+
+// TestOnDiskSize: the benchmark-shaped dataset (64-hex-character keys,
+// counters and small hashes; 127 raw bytes per key) takes well under 100
+// bytes per key in sstables: data blocks are zstd-compressed (Snappy left it
+// at 136).
+func TestOnDiskSize(t *testing.T) {
+	dir := t.TempDir()
+	const n = 50000
+	if _, err := gen.Generate(context.Background(), gen.Options{Dir: filepath.Join(dir, "gen"), Keys: n, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "v")
+	meta, err := Build(context.Background(), Options{Inputs: []string{filepath.Join(dir, "gen")}, Out: out, Version: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(out, store.DBDir, "*.sst"))
+	var size int64
+	for _, p := range tables {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	raw := float64(meta.KeyBytes+meta.ValueBytes) / n
+	perKey := float64(size) / n
+	t.Logf("%d keys: %.1f raw bytes per key, %.1f in sstables", n, raw, perKey)
+	if raw < 110 || perKey > 85 {
+		t.Fatalf("%.1f bytes per key in sstables for %.1f raw bytes per key; want at most 85", perKey, raw)
+	}
+}

@@ -31,24 +31,31 @@ type iterator interface {
 
 type memIter struct {
 	b    *batch
-	i    int64 // index of the next entry
-	end  int64
+	bi   int // bucket and index of the next entry
+	i    int
+	left int64
+	bk   *bucket // of the current entry
 	e    *entry
 	k, v []byte
 }
 
 func (m *memIter) next() bool {
-	if m.i >= m.end {
+	if m.left == 0 {
 		return false
 	}
-	m.e = &m.b.entries[m.i]
-	m.k, m.v = m.b.kv(m.e)
+	for m.i >= len(m.b.buckets[m.bi].entries) {
+		m.bi, m.i = m.bi+1, 0
+	}
+	m.bk = &m.b.buckets[m.bi]
+	m.e = &m.bk.entries[m.i]
+	m.k, m.v = m.bk.kv(m.e)
 	m.i++
+	m.left--
 	return true
 }
 
 func (m *memIter) cur() ([]byte, []byte) { return m.k, m.v }
-func (m *memIter) src() (uint32, int64)  { return m.b.src(m.e) }
+func (m *memIter) src() (uint32, int64)  { return m.bk.src(m.e) }
 func (m *memIter) err() error            { return nil }
 func (m *memIter) order() uint64         { return m.e.order }
 
@@ -191,7 +198,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 		}
 		var it iterator
 		if r.mem != nil {
-			it = &memIter{b: r.mem, i: sp.off, end: sp.off + sp.n}
+			it = &memIter{b: r.mem, bi: int(sp.off >> 32), i: int(uint32(sp.off)), left: sp.n}
 		} else {
 			sr := io.NewSectionReader(r.file, sp.off, sp.bytes)
 			it = &diskIter{path: r.path, r: bufio.NewReaderSize(sr, 64<<10), left: sp.n}
@@ -267,17 +274,17 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 	var bufKey, bufVal []byte
 	var heldOrder uint64
 	var heldEntry *entry
-	var heldBatch *batch
+	var heldBucket *bucket
 	hold := func(it iterator) {
 		k, v := it.cur()
 		if m, ok := it.(*memIter); ok {
 			heldKey, heldVal = k, v
-			heldBatch, heldEntry = m.b, m.e
+			heldBucket, heldEntry = m.bk, m.e
 		} else {
 			bufKey = append(bufKey[:0], k...)
 			bufVal = append(bufVal[:0], v...)
 			heldKey, heldVal = bufKey, bufVal
-			heldBatch, heldEntry = nil, nil
+			heldBucket, heldEntry = nil, nil
 			heldFile, heldLine = it.src()
 		}
 		heldOrder = it.order()
@@ -285,7 +292,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 	}
 	heldSrc := func() (uint32, int64) {
 		if heldEntry != nil {
-			return heldBatch.src(heldEntry)
+			return heldBucket.src(heldEntry)
 		}
 		return heldFile, heldLine
 	}

@@ -2,7 +2,6 @@ package input
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -81,7 +80,9 @@ func (j *jsonlReader) readLine() ([]byte, error) {
 	}
 	j.line++
 	j.off += int64(len(b))
-	b = bytes.TrimSuffix(b, []byte{'\n'})
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
 	if len(b) > j.max {
 		return nil, &Error{File: j.f, Line: j.line, Msg: fmt.Sprintf("line longer than %d bytes", j.max)}
 	}

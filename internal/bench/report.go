@@ -71,7 +71,7 @@ func (r *Result) Report(w io.Writer, command string) {
 	if r.Pinned != "" {
 		pin = "both servers pinned to CPU " + r.Pinned + " with taskset (the load generator is not pinned)"
 	}
-	fmt.Fprintf(w, "Setup: %d keys (%d strings, %d hashes of 1–20 fields), seed %d; %v per cell and server, %d repeats (medians), warmup %v per server and command; load generator GOMAXPROCS %d; %s; batchkv-server `--cache-bytes %d` (%s); redis-server `--save '' --appendonly no`. Total run time %v (generate %v, build %v, load redis %v).\n\n",
+	fmt.Fprintf(w, "Setup: %d keys (%d strings, %d hashes of 1–20 fields), seed %d; %v per cell and server, %d repeats (medians), warmup %v and at least one request per key of the command, per server and command; load generator GOMAXPROCS %d; %s; batchkv-server `--cache-bytes %d` (%s); redis-server `--save '' --appendonly no`. Total run time %v (generate %v, build %v, load redis %v).\n\n",
 		o.Keys, r.StringKeys, r.HashKeys, o.Seed, o.Duration, o.Repeats, max(o.Warmup, 0), o.ClientProcs, pin,
 		o.CacheBytes, mib(o.CacheBytes), r.Total.Round(time.Second), r.GenTime.Round(time.Millisecond),
 		r.BuildTime.Round(time.Millisecond), r.RedisLoadTime.Round(time.Millisecond))

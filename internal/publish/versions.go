@@ -409,7 +409,7 @@ func PinWith(ctx context.Context, dst objstore.Store, version string, opts PinOp
 		return nil, fmt.Errorf("publish: pin %s: %w", version, err)
 	}
 	if !set.Complete() {
-		return nil, fmt.Errorf("publish: pin %s: %w: partial %d/%d, shards %v have no release", version, ErrIncomplete, set.Published(), set.Count, set.Missing())
+		return nil, fmt.Errorf("%w: pin %s: partial %d/%d, shards %v have no release", ErrIncomplete, version, set.Published(), set.Count, set.Missing())
 	}
 	p := &Pointer{Version: version, PinnedAt: opts.Now().UTC()}
 	if set.Sharded() && opts.ActivateDelay > 0 {

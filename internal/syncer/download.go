@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -26,9 +27,10 @@ import (
 )
 
 // readChunk is the size of one read from a part's body (and one token-bucket
-// withdrawal): small enough to keep memory at concurrency × 256 KiB and the
-// bandwidth limit smooth, large enough to be cheap.
-const readChunk = 256 << 10
+// withdrawal): small enough to keep memory at concurrency × 1 MiB and the
+// bandwidth limit smooth, large enough that a fast local source fills it and
+// the write system calls stay few (256 KiB cost about 15% more CPU).
+const readChunk = 1 << 20
 
 // ErrNoSpace reports too little free disk space for a download.
 var ErrNoSpace = errors.New("syncer: not enough free disk space")
@@ -66,12 +68,29 @@ type stagedFile struct {
 	j         *journal
 	remaining atomic.Int64 // parts not yet on disk
 
-	// hashq takes the file once it is complete, to be verified while other
-	// files still download. The hasher sets verr and hashed; they are read
-	// after the hashers are done.
+	// hashq takes a file that was complete before this pass, to be verified
+	// while other files download. A file downloaded in this pass is hashed
+	// as its parts arrive instead (see inc). Whoever hashes sets verr and
+	// hashed; they are read after the workers and hashers are done.
 	hashq  chan<- *stagedFile
 	hashed bool
 	verr   error
+
+	inc *prefixHash // nil unless parts are downloaded in this pass
+}
+
+// prefixHash hashes a file being downloaded in order, as far as its parts
+// are contiguous on disk, so that the SHA-256 is known moments after the last
+// part arrives instead of after a second full read of the file. The worker
+// that completes the next part in order hashes forward (from the page cache)
+// until the first part still missing; other workers keep downloading.
+type prefixHash struct {
+	mu   sync.Mutex
+	h    hash.Hash
+	rf   *os.File // a read-only descriptor (the writer's is closed by finishFile)
+	done []bool   // parts written (or recorded before this pass)
+	next int      // first part not hashed yet
+	busy bool     // a worker is hashing
 }
 
 // part is one ranged read.
@@ -201,6 +220,9 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 			if sf.j != nil {
 				sf.j.close()
 			}
+			if sf.inc != nil && sf.inc.rf != nil {
+				sf.inc.rf.Close()
+			}
 		}
 	}()
 	dirs := map[string]bool{}
@@ -265,6 +287,10 @@ func (s *Syncer) download(ctx context.Context, t *target, live string) (files []
 					return
 				}
 				c.add(p)
+				if err := p.sf.hashWritten(p.idx, buf); err != nil {
+					cancel(permanent{err})
+					return
+				}
 			}
 		}()
 	}
@@ -324,6 +350,11 @@ func (s *Syncer) prepare(sf *stagedFile, dirs map[string]bool) ([]part, error) {
 		return nil, s.finishFile(sf)
 	}
 	sf.remaining.Store(int64(len(ps)))
+	rf, err := os.Open(sf.path)
+	if err != nil {
+		return nil, fmt.Errorf("syncer: %w", err)
+	}
+	sf.inc = &prefixHash{h: sha256.New(), rf: rf, done: done}
 	dirs[filepath.Dir(sf.path)] = true
 	dirs[filepath.Dir(sf.jpath)] = true
 	return ps, nil
@@ -412,7 +443,49 @@ func (s *Syncer) finishFile(sf *stagedFile) error {
 	if err := os.Remove(sf.jpath); err != nil {
 		return fmt.Errorf("syncer: %w", err)
 	}
-	sf.hashq <- sf // never blocks: room for every file
+	if sf.inc == nil {
+		sf.hashq <- sf // never blocks: room for every file
+	}
+	return nil
+}
+
+// hashWritten records that part idx of sf is written and, unless another
+// worker is at it, hashes forward from the first unhashed part as far as
+// the parts are contiguous (buf is scratch space). When the whole file is
+// hashed it sets sf.verr and sf.hashed. An error is a failed local read.
+func (sf *stagedFile) hashWritten(idx int, buf []byte) error {
+	ph := sf.inc
+	ph.mu.Lock()
+	ph.done[idx] = true
+	if ph.busy {
+		ph.mu.Unlock()
+		return nil
+	}
+	ph.busy = true
+	for ph.next < len(ph.done) && ph.done[ph.next] {
+		i := ph.next
+		ph.mu.Unlock()
+		off := int64(i) * sf.hdr.PartSize
+		n := min(sf.hdr.PartSize, sf.rf.Size-off)
+		if _, err := io.CopyBuffer(ph.h, io.NewSectionReader(ph.rf, off, n), buf); err != nil {
+			ph.mu.Lock()
+			ph.busy = false
+			ph.mu.Unlock()
+			return fmt.Errorf("syncer: hash %s: %w", sf.path, err)
+		}
+		ph.mu.Lock()
+		ph.next++
+	}
+	ph.busy = false
+	if ph.next == len(ph.done) && !sf.hashed {
+		if got := hex.EncodeToString(ph.h.Sum(nil)); got != sf.rf.SHA256 {
+			sf.verr = fmt.Errorf("%s: sha256 %s, release says %s", sf.rf.Path, got, sf.rf.SHA256)
+		}
+		sf.hashed = true
+		ph.rf.Close()
+		ph.rf = nil
+	}
+	ph.mu.Unlock()
 	return nil
 }
 
@@ -445,19 +518,26 @@ func (s *Syncer) fetchWithRetry(ctx context.Context, p part, buf []byte, lim *li
 // committer makes finished parts durable in groups: workers hand it parts
 // whose bytes are written; it fsyncs each file concerned once, then appends
 // their records to the journals with one fsync each, and finishes files
-// whose last part it committed. Workers never wait for an fsync, and under
-// load one fsync covers many parts. A crash loses the parts in flight and
-// those not yet committed (at most about one round of the workers).
+// whose last part it committed. Workers never wait for an fsync. Commits
+// are at least commitInterval apart, so that one fsync covers many parts and
+// the disk writes back in large runs instead of being forced every few
+// megabytes (which halved the download rate). A crash loses the parts in
+// flight and those finished since the last commit: at most about
+// commitInterval of download.
 type committer struct {
 	s       *Syncer
 	mu      sync.Mutex
 	pend    []part
 	stopped bool
 	wake    chan struct{}
+	stopc   chan struct{} // closed by stop
 }
 
+// commitInterval is the least time between two commits of the journals.
+const commitInterval = 500 * time.Millisecond
+
 func newCommitter(s *Syncer) *committer {
-	return &committer{s: s, wake: make(chan struct{}, 1)}
+	return &committer{s: s, wake: make(chan struct{}, 1), stopc: make(chan struct{})}
 }
 
 func (c *committer) add(p part) {
@@ -475,6 +555,7 @@ func (c *committer) stop() {
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
+	close(c.stopc)
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -497,7 +578,14 @@ func (c *committer) run() error {
 			if left == 0 {
 				return nil
 			}
+			continue
 		}
+		t := time.NewTimer(commitInterval)
+		select {
+		case <-t.C:
+		case <-c.stopc:
+		}
+		t.Stop()
 	}
 	return nil
 }
@@ -538,6 +626,7 @@ func (s *Syncer) fetch(ctx context.Context, p part, buf []byte, lim *limiter) er
 		return err
 	}
 	defer rc.Close()
+	buf = lim.chunk(buf)
 	var got int64
 	for {
 		n, rerr := rc.Read(buf)

@@ -22,10 +22,22 @@ func newLimiter(rate int64) *limiter {
 	if rate <= 0 {
 		return nil
 	}
-	// A tenth of a second's worth, at least one read chunk, so that the
-	// limit holds over short windows without starving a chunk-sized read.
-	burst := max(float64(rate)/10, readChunk)
+	// A tenth of a second's worth, at least minBurst, so that the limit
+	// holds over short windows; reads are cut to the burst (see chunk).
+	burst := max(float64(rate)/10, minBurst)
 	return &limiter{rate: float64(rate), burst: burst, tokens: burst, last: time.Now()}
+}
+
+// minBurst is the least burst of a limiter.
+const minBurst = 256 << 10
+
+// chunk returns buf cut to at most one burst, so that one read never takes
+// more than the bucket holds.
+func (l *limiter) chunk(buf []byte) []byte {
+	if l == nil || float64(len(buf)) <= l.burst {
+		return buf
+	}
+	return buf[:int(l.burst)]
 }
 
 // wait takes n tokens, sleeping until the bucket has paid them off.

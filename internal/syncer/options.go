@@ -18,7 +18,7 @@ const (
 	DefaultInterval     = 30 * time.Second
 	DefaultKeep         = 2
 	DefaultConcurrency  = 8
-	DefaultPartSize     = 8 << 20
+	DefaultPartSize     = 32 << 20
 	DefaultMinFreeBytes = 64 << 20
 	DefaultMaxAttempts  = 6
 	DefaultRetryBase    = 250 * time.Millisecond
@@ -59,7 +59,8 @@ type Options struct {
 	// once. Default 8.
 	Concurrency int
 	// PartSize is the size of one ranged read, and the unit of resume after a
-	// crash. Default 8 MiB; between MinPartSize and MaxPartSize.
+	// crash. Default 32 MiB (fewer, longer requests: the S3 server spends
+	// less per byte); between MinPartSize and MaxPartSize.
 	PartSize int64
 	// Bandwidth limits the download to this many bytes per second, shared by
 	// all workers. Default 0: unlimited.

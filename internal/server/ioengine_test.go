@@ -1,8 +1,12 @@
 package server
 
 import (
+	"io"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // BATCHKV_SERVER_TEST_IO=goroutine runs the package's tests on the
@@ -33,5 +37,51 @@ func TestDefaultEngine(t *testing.T) {
 	}
 	if n != want {
 		t.Fatalf("%d connections on event loops with engine %s, want %d", n, DefaultIO, want)
+	}
+}
+
+// TestPipelineAcrossFullSocket sends a pipeline whose replies are far larger
+// than the socket buffers and starts reading late: batches wait
+// for the socket mid-way (event loop: EPOLLOUT, then resume) and every
+// reply must still arrive complete and in order.
+func TestPipelineAcrossFullSocket(t *testing.T) {
+	big := strings.Repeat("v", 200<<10)
+	data := append([]testPair{{key: "big", value: big}}, testData...)
+	ts := startServer(t, Config{OutputFlushSize: 64 << 10}, data)
+	c := dial(t, ts.addr)
+	const n = 60 // 12 MB of replies: more than the socket buffers hold
+	var req []byte
+	for i := range n {
+		req = append(req, cmdBytes("GET", "big")...)
+		req = append(req, cmdBytes("ECHO", strconv.Itoa(i))...)
+	}
+	req = append(req, cmdBytes("QUIT")...)
+	go func() {
+		c.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		c.nc.Write(req)
+	}()
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	wantBig := "$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n"
+	buf := make([]byte, len(wantBig))
+	for i := range n {
+		if i < 3 {
+			time.Sleep(50 * time.Millisecond) // let the socket fill up
+		}
+		if _, err := io.ReadFull(c.br, buf); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if string(buf) != wantBig {
+			t.Fatalf("reply %d: wrong GET reply %q...", i, buf[:20])
+		}
+		r, err := readReply(c.br)
+		if want := "$" + strconv.Itoa(len(strconv.Itoa(i))) + "\r\n" + strconv.Itoa(i) + "\r\n"; err != nil || string(r) != want {
+			t.Fatalf("reply %d: ECHO %q, %v; want %q", i, r, err, want)
+		}
+	}
+	if r, err := readReply(c.br); err != nil || string(r) != "+OK\r\n" {
+		t.Fatalf("QUIT: %q, %v", r, err)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after QUIT: %v, want EOF", err)
 	}
 }

@@ -169,18 +169,23 @@ func TestMixedVersionWindow(t *testing.T) {
 		sort.Slice(installed, func(i, j int) bool { return installed[i].Before(installed[j]) })
 		skew := installed[n-1].Sub(installed[0])
 		var at []string
+		var activateAt time.Time
 		for _, s := range syncers {
 			m := manifestOf(s.root)
 			if m == nil || m.Version != next || m.ActivateAt == nil {
 				t.Fatalf("%s: manifest %+v", s.name, m)
 			}
 			at = append(at, m.ActivateAt.Format(time.RFC3339Nano))
+			activateAt = *m.ActivateAt
 		}
 		if at[0] != at[1] || at[1] != at[2] {
 			t.Fatalf("%s: activate_at differs: %v", next, at)
 		}
-		t.Logf("%s: mixed-version window %s; install skew %s; servers first served it %s after the publish began, at %v from the first; activate_at %s",
-			next, w, skew.Round(time.Millisecond), lo.Sub(start).Round(time.Millisecond), offsets(first, lo), at[0])
+		t.Logf("%s: mixed-version window %s; install skew %s; servers first served it %s after the publish began, %s after activate_at, at %v from the first",
+			next, w, skew.Round(time.Millisecond), lo.Sub(start).Round(time.Millisecond), lo.Sub(activateAt).Round(100*time.Microsecond), offsets(first, lo))
+		if lo.Before(activateAt) {
+			t.Errorf("%s: a server served it at %s, before activate_at %s", next, lo.Format(time.RFC3339Nano), at[0])
+		}
 		if skew < 2500*time.Millisecond {
 			t.Fatalf("%s: the shards installed only %s apart: the test did not exercise the coordination", next, skew)
 		}

@@ -3,6 +3,8 @@ package hostile
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,5 +206,51 @@ func TestTLSReload(t *testing.T) {
 	}
 	if v, err := tlsGet(s.Addr, &tls.Config{RootCAs: ca2.Pool()}); err != nil || v != "v" {
 		t.Errorf("after a broken rotation the last good certificate must stay: %q, %v", v, err)
+	}
+}
+
+// TestTLSMaxClients: past --maxclients a TLS client gets Redis's error over
+// TLS, and a client that opens TCP but never starts its handshake does not
+// hold up the others for longer than the rejection's write deadline.
+func TestTLSMaxClients(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	srvCert := ca.Server(t, "server")
+	s := harness.StartServer(t, "--dataset", smallDataset(t, "k", "v"), "--maxclients", "2",
+		"--tls-cert-file", srvCert.CertFile, "--tls-key-file", srvCert.KeyFile)
+	cfg := &tls.Config{RootCAs: ca.Pool()}
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", s.Addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for range 2 {
+		c := dial()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("PING\r\n"))
+		b := make([]byte, 16)
+		if n, err := c.Read(b); err != nil || string(b[:n]) != "+PONG\r\n" {
+			t.Fatalf("PING: %q, %v", b[:n], err)
+		}
+	}
+	// A silent TCP client past the limit.
+	silent, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	c := dial()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	b, err := io.ReadAll(c)
+	if string(b) != maxClientsErr {
+		t.Errorf("a TLS client past maxclients read %q (%v), want %q", b, err, maxClientsErr)
+	}
+	t.Logf("refused after %v behind a silent client", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a client that never starts its TLS handshake held the next one up for %v", d)
 	}
 }

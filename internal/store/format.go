@@ -131,6 +131,13 @@ func AppendHashHeader(dst []byte, n int) []byte {
 
 // AppendHashField appends one field and its value to an encoded hash.
 func AppendHashField(dst, field, value []byte) []byte {
+	if len(field) < 0x80 && len(value) < 0x80 {
+		// The common case: both lengths are one-byte uvarints.
+		dst = append(dst, byte(len(field)))
+		dst = append(dst, field...)
+		dst = append(dst, byte(len(value)))
+		return append(dst, value...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(field)))
 	dst = append(dst, field...)
 	dst = binary.AppendUvarint(dst, uint64(len(value)))

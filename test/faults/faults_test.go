@@ -266,7 +266,9 @@ func TestUnreadableManifest(t *testing.T) {
 		}
 	}
 	before := failures()
-	replace(func(tmp string) error { return os.WriteFile(tmp, []byte("{\"format\":1,\"version\":\"../../etc\"}garbage"), 0o644) })
+	replace(func(tmp string) error {
+		return os.WriteFile(tmp, []byte("{\"format\":1,\"version\":\"../../etc\"}garbage"), 0o644)
+	})
 	waitFailures(before + 1)
 	replace(func(tmp string) error { return os.WriteFile(tmp, make([]byte, 2<<20), 0o644) })
 	waitFailures(before + 2)

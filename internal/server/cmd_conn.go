@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"sort"
 	"strconv"
@@ -45,7 +46,9 @@ func (c *conn) discard() {
 
 // checkPassword reports whether user/pass authenticate as Redis's default
 // user: with no requirepass the default user is "nopass" and any password is
-// accepted; other users do not exist. Compared in constant time.
+// accepted; other users do not exist. Compared in constant time: SHA-256
+// digests of both, so that not even the password's length leaks (subtle's
+// comparison returns at once on a length mismatch).
 func (c *conn) checkPassword(user, pass []byte) bool {
 	if string(user) != "default" {
 		return false
@@ -54,7 +57,8 @@ func (c *conn) checkPassword(user, pass []byte) bool {
 	if want == "" {
 		return true
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+	got, exp := sha256.Sum256(pass), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
 }
 
 const wrongPass = "WRONGPASS invalid username-password pair or user is disabled."

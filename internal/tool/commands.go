@@ -48,6 +48,7 @@ func buildCommand() *Command {
 		shard := fs.Int("shard", -1, "with --shards: build only shard I into DIR/shard-I/ (one job per shard; needs --version)")
 		quiet := fs.Bool("quiet", false, "no progress messages")
 		cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the build to this file (for diagnosing slow builds)")
+		memprofile := fs.String("memprofile", "", "write an allocation profile (pprof allocs) of the build to this file when it ends")
 		pos, err := env.Parse(fs, args)
 		if err != nil {
 			return err
@@ -118,6 +119,19 @@ func buildCommand() *Command {
 		metas, err := build.BuildShards(ctx, opts)
 		if err != nil {
 			return err
+		}
+		if *memprofile != "" {
+			f, err := os.Create(*memprofile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
 		}
 		for _, meta := range metas {
 			dir := *out

@@ -100,3 +100,20 @@ func TestShardedBuildInspectGet(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildProfiles: --cpuprofile and --memprofile write pprof files (gzip).
+func TestBuildProfiles(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte(`{"key":"a","value":"1"}`+"\n"), 0o644)
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	if _, stderr, err := run(t, nil, "build", "--input", in, "--out", filepath.Join(dir, "v"), "--quiet", "--cpuprofile", cpu, "--memprofile", mem); err != nil {
+		t.Fatalf("build: %v\n%s", err, stderr)
+	}
+	for _, p := range []string{cpu, mem} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Fatalf("%s: %d bytes, %v: not a gzipped pprof profile", p, len(b), err)
+		}
+	}
+}

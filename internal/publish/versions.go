@@ -226,6 +226,12 @@ func Target(ctx context.Context, src objstore.Store) (string, *release.Release, 
 	return r.Set.Version, r.Set.Release, nil
 }
 
+// VersionNames lists versions/ and returns the valid version names, sorted
+// (complete or not).
+func VersionNames(ctx context.Context, src objstore.Store) ([]string, error) {
+	return versionNames(ctx, src)
+}
+
 // versionNames lists versions/ and keeps the valid version names, sorted.
 func versionNames(ctx context.Context, src objstore.Store) ([]string, error) {
 	all, err := src.ListPrefixes(ctx, VersionsDir)

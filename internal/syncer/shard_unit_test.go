@@ -66,13 +66,13 @@ func TestShardWaitKeepsPending(t *testing.T) {
 		o.Interval, o.ReadyPoll, o.ActivateDelay = 300*time.Millisecond, 50*time.Millisecond, time.Second
 	}
 	s := newTestSyncer(t, src, root, mod)
+	// Shard 1's syncer.
+	other := newTestSyncer(t, src, t.TempDir(), func(o *Options) { mod(o); o.Shard, o.Node = 1, "n1" })
 	for _, v := range []string{"v1", "v2"} {
 		publishShards(t, buildShards(t, v, 2, 100), st, 0, 1)
 		if _, err := s.SyncOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// Shard 1's syncer: ready too.
-		other := newTestSyncer(t, src, t.TempDir(), func(o *Options) { mod(o); o.Shard, o.Node = 1, "n1" })
 		if res, err := other.SyncOnce(ctx); err != nil || res.Action != ActionInstalled {
 			t.Fatalf("shard 1: %+v %v", res, err)
 		}
@@ -138,5 +138,70 @@ func TestCommandShardFromHostname(t *testing.T) {
 	err = Command(context.Background(), []string{"--source", "file://" + src, "--root", t.TempDir(), "--shards", "3", "--once"}, &stderr, lookup)
 	if err == nil || !strings.Contains(err.Error(), "not a StatefulSet pod name") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestShardBootstrapEmptyVolume: a syncer with an empty volume, while the
+// shards wait for a new version, installs the version they serve, not the
+// one they wait for (it goes live at once); once every shard is ready it
+// moves on like the others.
+func TestShardBootstrapEmptyVolume(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	st := file.New(src)
+	mod := func(shard int, node string) func(*Options) {
+		return func(o *Options) {
+			o.Sharded, o.Shard, o.Node = true, shard, node
+			o.Interval, o.ReadyPoll, o.ActivateDelay = 200*time.Millisecond, 50*time.Millisecond, 100*time.Millisecond
+		}
+	}
+	s0 := newTestSyncer(t, src, t.TempDir(), mod(0, "a"))
+	s1 := newTestSyncer(t, src, t.TempDir(), mod(1, "b"))
+	publishShards(t, buildShards(t, "v1", 2, 100), st, 0, 1)
+	for _, s := range []*Syncer{s0, s1} {
+		if _, err := s.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishShards(t, buildShards(t, "v2", 2, 100), st, 0, 1)
+	if res, err := s0.SyncOnce(ctx); err != nil || res.Action != ActionWaiting {
+		t.Fatalf("shard 0: %+v %v, want waiting for shard 1", res, err)
+	}
+
+	// A new replica of shard 0 (empty volume): v1, what shard 1 serves.
+	root := t.TempDir()
+	fresh := newTestSyncer(t, src, root, mod(0, "c"))
+	res, err := fresh.SyncOnce(ctx)
+	if err != nil || res.Version != "v1" || readManifest(t, root).Version != "v1" {
+		t.Fatalf("fresh replica: %+v %v, want v1 live", res, err)
+	}
+	// Then v2, waiting with the others.
+	if res, err := fresh.SyncOnce(ctx); err != nil || res.Action != ActionWaiting || readManifest(t, root).Version != "v1" {
+		t.Fatalf("fresh replica, second pass: %+v %v", res, err)
+	}
+	// Shard 1 gets ready: everybody moves to v2 with one activation time.
+	if _, err := s1.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Syncer{fresh, s0} {
+		if _, err := s.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := readManifest(t, s1.opts.Root)
+	for _, s := range []*Syncer{fresh, s0} {
+		m := readManifest(t, s.opts.Root)
+		if m.Version != "v2" || m.ActivateAt == nil || !m.ActivateAt.Equal(*want.ActivateAt) {
+			t.Fatalf("%s: %+v, want v2 at %v", s.opts.Node, m, want.ActivateAt)
+		}
+	}
+
+	// A brand-new dataset (no version ready anywhere): the newest version.
+	src2 := t.TempDir()
+	publishShards(t, buildShards(t, "v1", 2, 100), file.New(src2), 0, 1)
+	publishShards(t, buildShards(t, "v2", 2, 100), file.New(src2), 0, 1)
+	root2 := t.TempDir()
+	if res, err := newTestSyncer(t, src2, root2, mod(0, "d")).SyncOnce(ctx); err != nil || res.Version != "v2" {
+		t.Fatalf("new dataset: %+v %v, want v2", res, err)
 	}
 }

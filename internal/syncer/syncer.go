@@ -208,6 +208,12 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 		}
 		cur = nil
 	}
+	if s.opts.Sharded && cur == nil {
+		if t, err = s.bootstrapTarget(ctx, t); err != nil {
+			return Result{}, err
+		}
+		v = t.version
+	}
 	res := Result{Version: v}
 	if cur != nil && cur.Version != v {
 		res.Previous = cur.Version

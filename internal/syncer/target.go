@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/batchkv/batchkv/internal/objstore"
 	"github.com/batchkv/batchkv/internal/publish"
 	"github.com/batchkv/batchkv/internal/release"
@@ -49,8 +51,13 @@ func (s *Syncer) resolveTarget(ctx context.Context) (*target, error) {
 	default:
 		return nil, failure(KindSource, fmt.Errorf("syncer: resolve target: %w", err))
 	}
-	set, v := r.Set, r.Set.Version
-	rel := set.Release
+	return s.targetOf(r.Set, r.Pointer)
+}
+
+// targetOf checks set against the syncer's sharding and returns it as the
+// target: its release, or this syncer's shard's.
+func (s *Syncer) targetOf(set *publish.Set, pointer *publish.Pointer) (*target, error) {
+	v, rel := set.Version, set.Release
 	switch o := s.opts; {
 	case !o.Sharded && set.Sharded():
 		return nil, failure(KindShard, fmt.Errorf("%w: version %s at %s is sharded (%d shards): run the syncer with --shard I or --shards %d",
@@ -71,7 +78,64 @@ func (s *Syncer) resolveTarget(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, failure(KindRelease, fmt.Errorf("syncer: %w", err))
 	}
-	return &target{version: v, rel: rel, raw: raw, set: set, pointer: r.Pointer}, nil
+	return &target{version: v, rel: rel, raw: raw, set: set, pointer: pointer}, nil
+}
+
+// maxBootstrapLookback bounds how many older versions bootstrapTarget reads.
+const maxBootstrapLookback = 8
+
+// bootstrapTarget chooses what a sharded syncer with an empty volume
+// installs first. It goes live at once (there is nothing to be consistent
+// with on this volume), so it must be what the other shards serve: t if
+// every shard is ready for it (its activation time is known), else the
+// newest older version whose every shard was ready (the dataset moved to it
+// and no further), else t (a new dataset: nobody serves anything yet). A
+// pinned target is the pin's.
+func (s *Syncer) bootstrapTarget(ctx context.Context, t *target) (*target, error) {
+	if t.pointer != nil && !t.pointer.Latest {
+		return t, nil
+	}
+	ready := func(set *publish.Set) (bool, error) {
+		rd, err := publish.ReadReadiness(ctx, s.src, set.Version, set.Count)
+		if err != nil {
+			return false, failure(KindSource, fmt.Errorf("syncer: %w", err))
+		}
+		_, ok := publish.ActivationTime(set, rd, s.opts.ReadyReplicas, s.opts.ActivateDelay, nil)
+		return ok, nil
+	}
+	if ok, err := ready(t.set); ok || err != nil {
+		return t, err
+	}
+	names, err := publish.VersionNames(ctx, s.src)
+	if err != nil {
+		return nil, failure(KindSource, fmt.Errorf("syncer: %w", err))
+	}
+	tried := 0
+	for i := len(names) - 1; i >= 0 && tried < maxBootstrapLookback; i-- {
+		if names[i] >= t.version {
+			continue
+		}
+		tried++
+		set, err := publish.ReadSet(ctx, s.src, names[i])
+		if err != nil || !set.Complete() || set.Count != t.set.Count {
+			continue
+		}
+		ok, err := ready(set)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		nt, err := s.targetOf(set, t.pointer)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("empty volume: installing the version the other shards serve, not the one they still wait for",
+			zap.String(keyVersion, set.Version), zap.String("waiting_version", t.version))
+		return nt, nil
+	}
+	return t, nil
 }
 
 // shardView is the source seen by the download of one shard: a version's

@@ -84,3 +84,34 @@ SOAK_DURATION ?= 30m
 .PHONY: soak
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./test/soak/
+
+# Benchmarks of issue 6 beyond make bench (docs/BENCHMARKS.md "Syncer download",
+# "Swap under load", "Start-up"). Each builds its own binaries into .run/bench.
+# s5cmd, the side-by-side of bench-syncer, is a Go module installed into .tools
+# (from the module cache when the proxy refuses the version list).
+S5CMD_VERSION ?= v2.3.0
+SYNCERBENCH_BYTES ?= 2147483648
+SYNCERBENCH_REPEATS ?= 5
+SWAPBENCH_KEYS ?= 500000
+STARTUPBENCH_KEYS ?= 2000000
+.PHONY: bench-syncer bench-swap bench-startup
+.tools/s5cmd:
+	mkdir -p .tools
+	GOBIN=$(CURDIR)/.tools CGO_ENABLED=0 $(GO) install github.com/peak/s5cmd/v2@$(S5CMD_VERSION) || \
+		GOBIN=$(CURDIR)/.tools CGO_ENABLED=0 GOPROXY=file://$$($(GO) env GOMODCACHE)/cache/download GOSUMDB=off \
+		$(GO) install github.com/peak/s5cmd/v2@$(S5CMD_VERSION)
+bench-syncer: tools .tools/s5cmd
+	BATCHKV_S5CMD=$(CURDIR)/.tools/s5cmd BATCHKV_SYNCER_BENCH_BYTES=$(SYNCERBENCH_BYTES) \
+		BATCHKV_SYNCER_BENCH_REPEATS=$(SYNCERBENCH_REPEATS) \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkSyncerVsS5cmd$$' -benchtime 1x -timeout 60m ./internal/syncer
+.run/bench/batchkv-%: FORCE
+	$(GO) build -trimpath -o $@ ./cmd/$*
+FORCE:
+bench-swap: .run/bench/batchkv-server
+	BATCHKV_SERVER_BIN=$(CURDIR)/.run/bench/batchkv-server BATCHKV_SWAP_KEYS=$(SWAPBENCH_KEYS) \
+		BATCHKV_SWAP_CSV=$(CURDIR)/docs/swap-latency.csv BATCHKV_SWAP_PNG=$(CURDIR)/docs/swap-latency.png \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkSwap$$' -benchtime 1x -timeout 30m ./internal/bench
+bench-startup: tools .run/bench/batchkv-server .run/bench/batchkv-syncer
+	BATCHKV_SERVER_BIN=$(CURDIR)/.run/bench/batchkv-server BATCHKV_SYNCER_BIN=$(CURDIR)/.run/bench/batchkv-syncer \
+		BATCHKV_STARTUP_KEYS=$(STARTUPBENCH_KEYS) \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkStartup$$' -benchtime 1x -timeout 30m ./internal/bench

@@ -115,3 +115,10 @@ bench-startup: tools .run/bench/batchkv-server .run/bench/batchkv-syncer
 	BATCHKV_SERVER_BIN=$(CURDIR)/.run/bench/batchkv-server BATCHKV_SYNCER_BIN=$(CURDIR)/.run/bench/batchkv-syncer \
 		BATCHKV_STARTUP_KEYS=$(STARTUPBENCH_KEYS) \
 		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkStartup$$' -benchtime 1x -timeout 30m ./internal/bench
+
+# Issue 5: the mixed-version window of a coordinated sharded swap (3 batchkv-server
+# --root + syncers, a GET poller per server), over MIXED_WINDOW_RUNS version changes.
+MIXED_WINDOW_RUNS ?= 10
+.PHONY: mixed-window
+mixed-window: tools
+	BATCHKV_MIXED_WINDOW_RUNS=$(MIXED_WINDOW_RUNS) $(GO) test -count=1 -v -run '^TestMixedVersionWindow$$' -timeout 30m ./internal/syncer

@@ -122,3 +122,14 @@ MIXED_WINDOW_RUNS ?= 10
 .PHONY: mixed-window
 mixed-window: tools
 	BATCHKV_MIXED_WINDOW_RUNS=$(MIXED_WINDOW_RUNS) $(GO) test -count=1 -v -run '^TestMixedVersionWindow$$' -timeout 30m ./internal/syncer
+
+# Issue 5: cluster mode. GET throughput of a 3-shard batchkv cluster vs one server with the same
+# data (median of 3), and the sharded swap under cluster-client load over CLUSTER_SWAP_RUNS swaps
+# (its one-swap form runs in make test).
+CLUSTER_BENCH_KEYS ?= 1000000
+CLUSTER_SWAP_RUNS ?= 5
+.PHONY: bench-cluster cluster-swap
+bench-cluster:
+	BATCHKV_CLUSTER_BENCH=1 BATCHKV_CLUSTER_BENCH_KEYS=$(CLUSTER_BENCH_KEYS) $(GO) test -count=1 -v -run "^TestClusterThroughput$$" -timeout 30m ./test/cluster
+cluster-swap:
+	BATCHKV_CLUSTER_SWAP_RUNS=$(CLUSTER_SWAP_RUNS) $(GO) test -count=1 -v -run "^TestClusterSwapUnderLoad$$" -timeout 30m ./test/cluster

@@ -1,12 +1,15 @@
 // Package server is batchkv-server's Redis protocol front end: connection
 // handling, limits, and the read-only commands over the live dataset version.
 //
-// Each connection has one goroutine that reads what is available, parses
-// every complete command in its buffer, acquires the live version once for
-// the whole batch, runs the batch appending replies to one output buffer,
-// releases the version and writes once. So every read of one command, one
+// A connection's input is served batch by batch: read what is available,
+// parse every complete command in the buffer, acquire the live version once
+// for the whole batch, run the batch appending replies to one output buffer,
+// release the version and write once. So every read of one command, one
 // pipeline batch and one MULTI…EXEC block sees one version (SPEC §2), and a
-// pipeline costs one syscall per batch.
+// pipeline costs one syscall per batch. Plain TCP connections are served so
+// by epoll event loops (epoll_linux.go, --io epoll, the default on Linux);
+// TLS connections and --io goroutine by one goroutine per connection
+// (conn.go's serve).
 package server
 
 import (

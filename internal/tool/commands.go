@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -121,6 +122,7 @@ func buildCommand() *Command {
 			return err
 		}
 		if *memprofile != "" {
+			runtime.GC() // the profile is as of the last collection: include the whole build
 			f, err := os.Create(*memprofile)
 			if err != nil {
 				return err

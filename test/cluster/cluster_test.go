@@ -25,6 +25,7 @@ const python = "/usr/bin/python3"
 // real cluster clients; then compares a 3 × 1 batchkv cluster's replies with
 // a real 3-master Redis Cluster holding the same data.
 func TestCluster(t *testing.T) {
+	t.Parallel() // mostly waiting on processes: overlaps the other cluster test
 	data := testData(3000)
 	build := buildSharded(t, data, 3, "v1")
 	bk := startDatasetCluster(t, build, 3, 2)

@@ -95,6 +95,7 @@ func publish(t *testing.T, src, v string, n int) {
 // mixed-version window: from the first server serving the new version to
 // the last (probed on every server), and as the clients saw it.
 func TestClusterSwapUnderLoad(t *testing.T) {
+	t.Parallel() // mostly waiting on processes: overlaps the other cluster test
 	runs := 1
 	if s := os.Getenv(SwapRunsEnv); s != "" {
 		var err error

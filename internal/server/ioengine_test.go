@@ -10,7 +10,7 @@ import (
 )
 
 // BATCHKV_SERVER_TEST_IO=goroutine runs the package's tests on the
-// goroutine engine instead of the default (make test-server-io runs both).
+// goroutine engine instead of the default (epoll on Linux): run both.
 func init() {
 	if v := os.Getenv("BATCHKV_SERVER_TEST_IO"); v != "" {
 		DefaultIO = v

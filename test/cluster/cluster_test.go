@@ -36,6 +36,8 @@ func TestCluster(t *testing.T) {
 	t.Run("go-redis/RESP2", func(t *testing.T) { testGoRedis(t, bk, data, 2) })
 	t.Run("redis-py", func(t *testing.T) { testRedisPy(t, bk, data) })
 	t.Run("redis-cli -c", func(t *testing.T) { testRedisCli(t, bk, data) })
+	// Last: it stops a node.
+	t.Run("replica reads with a master down", func(t *testing.T) { testMasterDown(t, bk, data) })
 	t.Run("parity with Redis Cluster", func(t *testing.T) {
 		rc := startRedisCluster(t, data)
 		bk1 := startDatasetCluster(t, build, 3, 1)
@@ -433,4 +435,35 @@ func infoFields(t *testing.T, raw []byte) string {
 		}
 	}
 	return strings.Join(keep, "|")
+}
+
+// testMasterDown stops shard 0's first endpoint (the one CLUSTER SLOTS
+// reports as its master; the topology is static, so it stays reported):
+// a go-redis ClusterClient reading from replicas (RouteRandomly) still reads
+// every key of shard 0 from the shard's other node, as docs/CLUSTER.md says.
+func testMasterDown(t *testing.T, bk *bkCluster, data []entry) {
+	bk.node(0, 0).p.Stop(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: bk.seeds(), RouteRandomly: true})
+	defer rdb.Close()
+	r := slot.Split(3)[0]
+	n, failed := 0, 0
+	var firstErr error
+	for _, e := range data {
+		if e.isHash || !r.Contains(slot.Of([]byte(e.key))) {
+			continue
+		}
+		n++
+		got, err := rdb.Get(ctx, e.key).Result()
+		if err != nil || got != e.str {
+			if failed++; firstErr == nil {
+				firstErr = fmt.Errorf("GET %s = %q, %v", e.key, got, err)
+			}
+		}
+	}
+	if failed != 0 {
+		t.Errorf("with shard 0's master down, %d of %d reads of shard 0 failed; first: %v", failed, n, firstErr)
+	}
+	t.Logf("shard 0's master down: %d reads of shard 0 through RouteRandomly, %d failed", n, failed)
 }

@@ -373,7 +373,14 @@ func (w *Watcher) publish(v *Version, m *manifest.Manifest, start time.Time) {
 	d := time.Since(start)
 	w.mu.Lock()
 	if prev != nil {
-		w.draining[prev.DB.Dir()] = prev
+		// Swap released the live reference: with no reader holding prev it
+		// is closed already, and closed() found nothing to delete. Under
+		// w.mu this check and closed() cannot interleave.
+		select {
+		case <-prev.Closed():
+		default:
+			w.draining[prev.DB.Dir()] = prev
+		}
 	}
 	old := w.stats.Version
 	if old != "" {

@@ -117,9 +117,24 @@ func TestWatcherCheck(t *testing.T) {
 	}
 	held.Release()
 	<-held.Closed()
+	if open := w.Open(); len(open) != 1 {
+		t.Fatalf("open versions %v after v1 closed, want only v2", open)
+	}
 
 	// A corrupt version is not swapped in, is counted, and is not retried
 	// until the manifest changes.
+	// No reader holds v2 across the swap to v2b: Swap closes it at once,
+	// and it must not be left behind as draining.
+	installVersion(t, root, "v2b", "two-b")
+	setManifest(t, root, "v2b", nil)
+	w.Check(ctx)
+	if got := readK(t, &cur); got != "v2b" {
+		t.Fatalf("serving %s, want v2b", got)
+	}
+	if open := w.Open(); len(open) != 1 {
+		t.Fatalf("open versions %v after a swap nobody held the old version across, want only v2b", open)
+	}
+
 	installVersion(t, root, "v3", "three")
 	sst, _ := filepath.Glob(filepath.Join(manifest.VersionDir(root, "v3"), "db", "*.sst"))
 	if err := os.Truncate(sst[0], 10); err != nil {
@@ -128,8 +143,8 @@ func TestWatcherCheck(t *testing.T) {
 	setManifest(t, root, "v3", nil)
 	w.Check(ctx)
 	w.Check(ctx)
-	if got := readK(t, &cur); got != "v2" {
-		t.Fatalf("serving %s after a corrupt version, want v2", got)
+	if got := readK(t, &cur); got != "v2b" {
+		t.Fatalf("serving %s after a corrupt version, want v2b", got)
 	}
 	if st := w.Stats(); st.Failures != 1 || st.LastError == "" {
 		t.Fatalf("stats after corrupt version: %+v", st)
@@ -138,7 +153,7 @@ func TestWatcherCheck(t *testing.T) {
 	// An unparsable manifest changes nothing either.
 	os.WriteFile(filepath.Join(root, manifest.FileName), []byte("{garbage"), 0o644)
 	w.Check(ctx)
-	if got := readK(t, &cur); got != "v2" || w.Stats().Failures != 2 {
+	if got := readK(t, &cur); got != "v2b" || w.Stats().Failures != 2 {
 		t.Fatalf("after garbage manifest: serving %s, stats %+v", got, w.Stats())
 	}
 

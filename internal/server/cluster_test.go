@@ -4,10 +4,14 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/batchkv/batchkv/internal/cli"
+	"github.com/batchkv/batchkv/internal/cluster"
+	"github.com/batchkv/batchkv/internal/slot"
 	"github.com/batchkv/batchkv/internal/store"
 )
 
@@ -103,5 +107,88 @@ func TestClusterOptions(t *testing.T) {
 		if _, _, err := applyCluster(t, bad, nil); !errors.Is(err, cli.ErrUsage) {
 			t.Errorf("%q: err = %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// TestClusterDispatch runs a cluster-mode server in process (shard 0 of 2)
+// with several clients at once (make test-race runs it with -race):
+// redirection, CROSSSLOT, MULTI/EXEC, CLUSTER replies; and a standalone
+// server's refusals.
+func TestClusterDispatch(t *testing.T) {
+	top, err := cluster.New([][]string{{"127.0.0.1:7001"}, {"127.0.0.1:7002"}}, 0, "127.0.0.1:7001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Config{Cluster: &ClusterConfig{Topology: top}}, testData)
+	var local, remote []string // string keys of testData by shard
+	for _, p := range testData {
+		if p.hash != nil {
+			continue
+		}
+		if top.Local(slot.Of([]byte(p.key))) {
+			local = append(local, p.key)
+		} else {
+			remote = append(remote, p.key)
+		}
+	}
+	if len(local) < 2 || len(remote) < 1 {
+		t.Fatalf("testData needs 2 local and 1 remote string keys: %v %v", local, remote)
+	}
+	value := map[string]string{}
+	for _, p := range testData {
+		value[p.key] = p.value
+	}
+	bulk := func(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+	l0, l1, r0 := local[0], local[1], remote[0]
+	moved := "-MOVED " + strconv.Itoa(int(slot.Of([]byte(r0)))) + " 127.0.0.1:7002\r\n"
+	const cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+	if slot.Of([]byte(l0)) == slot.Of([]byte(l1)) {
+		t.Fatalf("%q and %q share a slot", l0, l1)
+	}
+	cases := []struct {
+		args [][]string
+		want string
+	}{
+		{[][]string{{"GET", l0}}, bulk(value[l0])},
+		{[][]string{{"GET", r0}}, moved},
+		{[][]string{{"SET", r0, "x"}}, moved},
+		{[][]string{{"SET", l0, "x"}}, "-READONLY You can't write against a read only replica.\r\n"},
+		{[][]string{{"MGET", l0, l1}}, cross},
+		{[][]string{{"MGET", l0, l0}}, "*2\r\n" + bulk(value[l0]) + bulk(value[l0])},
+		{[][]string{{"MULTI"}, {"GET", l0}, {"GET", l1}, {"EXEC"}}, "+OK\r\n+QUEUED\r\n+QUEUED\r\n" + cross},
+		{[][]string{{"MULTI"}, {"GET", r0}, {"GET", l0}, {"EXEC"}}, "+OK\r\n" + moved + "+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n"},
+		{[][]string{{"MULTI"}, {"GET", l0}, {"EXEC"}}, "+OK\r\n+QUEUED\r\n*1\r\n" + bulk(value[l0])},
+		{[][]string{{"READONLY"}, {"READWRITE"}, {"ASKING"}}, "+OK\r\n+OK\r\n+OK\r\n"},
+		{[][]string{{"CLUSTER", "MYID"}}, bulk(top.Self.ID)},
+		{[][]string{{"CLUSTER", "KEYSLOT", "foo"}}, ":12182\r\n"},
+		{[][]string{{"CLUSTER", "COUNTKEYSINSLOT", strconv.Itoa(int(slot.Of([]byte(l0))))}}, ":1\r\n"},
+		{[][]string{{"CLUSTER", "GETKEYSINSLOT", strconv.Itoa(int(slot.Of([]byte(l0)))), "5"}}, "*1\r\n" + bulk(l0)},
+		{[][]string{{"CLUSTER", "SLOTS"}}, string(top.Replies().Slots(2))},
+		{[][]string{{"PING"}}, "+PONG\r\n"},
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for _, tc := range cases {
+				var req []byte
+				for _, a := range tc.args {
+					req = appendCmd(req, a...)
+				}
+				if got := string(exchange(t, ts.addr, req, len(tc.args), false)); got != tc.want {
+					t.Errorf("%q:\n got %q\nwant %q", tc.args, got, tc.want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	solo := startServer(t, Config{}, testData)
+	const disabled = "-ERR This instance has cluster support disabled\r\n"
+	req := appendCmd(appendCmd(appendCmd(nil, "CLUSTER", "INFO"), "READONLY"), "CLUSTER", "SLOTS")
+	if got := string(exchange(t, solo.addr, req, 3, false)); got != disabled+disabled+disabled {
+		t.Errorf("standalone: %q", got)
+	}
+	if got := string(exchange(t, solo.addr, appendCmd(nil, "GET", r0), 1, false)); got != bulk(value[r0]) {
+		t.Errorf("standalone GET %s = %q", r0, got)
 	}
 }

@@ -20,7 +20,7 @@ FUZZ_TARGETS := \
 	./internal/syncer:FuzzParseJournal
 FUZZTIME ?= 5s
 
-.PHONY: all build build-static test test-unit test-race fuzz fuzz-short lint tools run clean bench
+.PHONY: all build build-static test test-unit test-epoll test-race fuzz fuzz-short lint tools run clean bench
 all: build
 
 build:
@@ -39,7 +39,11 @@ build-static:
 # concurrent core, and a short run of every fuzz target.
 test: lint tools
 	$(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) test-race fuzz-short
+	$(MAKE) test-epoll test-race fuzz-short
+
+# The server's tests again on the opt-in event-loop I/O engine (--io epoll).
+test-epoll:
+	BATCHKV_SERVER_TEST_IO=epoll $(GO) test -count=1 -timeout 15m ./internal/server/...
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m ./internal/swap/... ./internal/server/...

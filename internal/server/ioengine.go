@@ -20,8 +20,8 @@ const (
 	IOGoroutine = "goroutine"
 )
 
-// resolveIO checks cfg.IO and returns the engine to use ("" means the
-// platform's default: epoll where it exists).
+// resolveIO checks cfg.IO and returns the engine to use ("" means
+// DefaultIO).
 func resolveIO(io string) (string, error) {
 	switch io {
 	case "":
@@ -94,10 +94,12 @@ func (c *conn) runBatchFrom(i int) (next int, ok bool) {
 	return i, true
 }
 
-// DefaultIO is --io's default: the event loops where they exist.
-var DefaultIO = func() string {
-	if epollSupported {
-		return IOEpoll
-	}
-	return IOGoroutine
-}()
+// DefaultIO is --io's default: one goroutine per connection. The event
+// loops are opt-in: a loop runs each command to completion, so a long one
+// (KEYS or SCAN over a million keys, a block-cache miss that reads the disk)
+// stalls every other connection of that loop for its duration — the
+// head-of-line blocking test/hostile measures — while goroutines let the
+// scheduler serve the others meanwhile. Measured with a warm cache the loops
+// save only 1–15% CPU per request (docs/BENCHMARKS.md), not worth that until
+// long commands are moved off the loops.
+var DefaultIO = IOGoroutine

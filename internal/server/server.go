@@ -6,10 +6,10 @@
 // for the whole batch, run the batch appending replies to one output buffer,
 // release the version and write once. So every read of one command, one
 // pipeline batch and one MULTI…EXEC block sees one version (SPEC §2), and a
-// pipeline costs one syscall per batch. Plain TCP connections are served so
-// by epoll event loops (epoll_linux.go, --io epoll, the default on Linux);
-// TLS connections and --io goroutine by one goroutine per connection
-// (conn.go's serve).
+// pipeline costs one syscall per batch. By default each connection has its
+// own goroutine (conn.go's serve); with --io epoll (Linux) plain TCP
+// connections are served by event loops instead (epoll_linux.go; see
+// DefaultIO for why that is not the default). TLS always uses goroutines.
 package server
 
 import (

@@ -17,7 +17,8 @@ FUZZ_TARGETS := \
 	./internal/resp:FuzzReaderRoundTrip \
 	./internal/resp:FuzzSplitArgs \
 	./internal/server:FuzzDispatch \
-	./internal/syncer:FuzzParseJournal
+	./internal/syncer:FuzzParseJournal \
+	./internal/cluster:FuzzTopology
 FUZZTIME ?= 5s
 
 .PHONY: all build build-static test test-unit test-epoll test-race fuzz fuzz-short lint tools run clean bench

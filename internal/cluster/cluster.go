@@ -87,7 +87,31 @@ func splitHostPort(ep string) (string, int, error) {
 	if host == "" {
 		return "", 0, fmt.Errorf("%w: endpoint %q: empty host", ErrTopology, ep)
 	}
+	if !validHost(host) {
+		return "", 0, fmt.Errorf("%w: endpoint %q: the host must be an IP address or a DNS name", ErrTopology, ep)
+	}
 	return host, port, nil
+}
+
+// validHost reports whether host is an IP address or a DNS name (letters,
+// digits, '-', '_', '.'). The host goes verbatim into -MOVED and into CLUSTER
+// NODES, whose fields are separated by spaces: anything else would corrupt
+// what clients parse (found by FuzzTopology).
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	if len(host) > 253 {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ParseNodes parses --cluster-nodes: shards separated by ",", each shard's

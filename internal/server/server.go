@@ -175,9 +175,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		if s.nconns.Load() >= int64(s.cfg.MaxClients) {
 			s.stats.rejectedConns.Add(1)
 			s.log.Warn("max number of clients reached", zap.String(fieldClient, nc.RemoteAddr().String()))
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("-ERR max number of clients reached\r\n"))
-			nc.Close()
+			// Off the accept loop: over TLS the write first runs the
+			// handshake, and a client that never answers it would stall
+			// every new connection for the deadline (test/hostile). Each
+			// such goroutine lives at most that second.
+			go func() {
+				nc.SetDeadline(time.Now().Add(time.Second))
+				nc.Write([]byte("-ERR max number of clients reached\r\n"))
+				nc.Close()
+			}()
 			continue
 		}
 		// Plain TCP connections go to an event loop; anything else (TLS)

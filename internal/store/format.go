@@ -249,14 +249,23 @@ func Options(cache *pebble.Cache) *pebble.Options {
 	return o
 }
 
-// Compression is how data blocks are compressed: zstd level 1 (Pebble's
-// "Balanced" profile; index blocks use the fastest codec). Keys are mostly
-// hex or other text of little redundancy that Snappy cannot shrink (136 bytes
-// per key on the benchmark dataset, 139 uncompressed) and zstd's entropy coding
-// can (74): see the Build section of docs/BENCHMARKS.md. Readers decode
-// whatever a block says it holds, so this is a builder choice only; the server
-// caches decompressed blocks, so a block is decompressed once per cache miss.
-var Compression = block.BalancedCompression
+// Compression is how data blocks are compressed: zstd (index blocks use the
+// fastest codec). Keys are mostly hex or other text of little redundancy that
+// Snappy cannot shrink (136 bytes per key on the benchmark dataset, 139
+// uncompressed) and zstd's entropy coding can: see the Build section of
+// docs/BENCHMARKS.md. The level depends on the zstd Pebble links (zstdData):
+// level 1 of the C library with cgo (75 bytes per key), level 3 of the pure-Go
+// port without (79; its level 1 leaves 113-122). Adaptive fallback is off, so
+// every data block gets zstd whatever the input. Readers decode whatever a
+// block says it holds, so this is a builder choice only; the server caches
+// decompressed blocks, so a block is decompressed once per cache miss.
+var Compression = func() *block.CompressionProfile {
+	p := *block.BalancedCompression
+	p.Name = "batchkv"
+	p.DataBlocks, p.ValueBlocks = zstdData, zstdData
+	p.AdaptiveReductionCutoffPercent = 0
+	return &p
+}()
 
 // WriterOptions returns the options for writing an sstable that will be
 // ingested into a database opened with Options: the bottom level's settings at

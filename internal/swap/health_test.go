@@ -116,3 +116,42 @@ func TestHealth(t *testing.T) {
 		t.Errorf("reopened %d times after a quiet check, want 1", r)
 	}
 }
+
+// TestHealthAcrossRollback: v1 live and checked, then v2, then v1 again
+// from a fresh install (the syncer deleted v1 and downloaded it again for a
+// rollback), with no health check while v2 was live (rapid pins between
+// polls). The v1 now open is the fresh install: nothing to reopen, so no
+// moment without a live version (-LOADING; found by test/e2e
+// TestRapidPins).
+func TestHealthAcrossRollback(t *testing.T) {
+	root := t.TempDir()
+	installVersion(t, root, "v1", "first")
+	setManifest(t, root, "v1", nil)
+	var cur Current
+	defer cur.Close()
+	w := NewWatcher(&cur, Options{Root: root})
+	ctx := context.Background()
+	w.Check(ctx)
+	w.checkHealth(ctx)
+
+	installVersion(t, root, "v2", "second")
+	setManifest(t, root, "v2", nil)
+	w.Check(ctx)
+	if got := readKey(t, &cur, "k"); got != "second" {
+		t.Fatalf("k = %q, want second", got)
+	}
+	// v1 closed (nobody held it); delete and reinstall it: a new inode.
+	if err := os.RemoveAll(manifest.VersionDir(root, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	installVersion(t, root, "v1", "first")
+	setManifest(t, root, "v1", nil)
+	w.Check(ctx)
+	w.checkHealth(ctx)
+	if _, reopened := w.HealthCounts(); reopened != 0 {
+		t.Fatalf("the freshly opened v1 was reopened %d times (a moment of -LOADING for nothing)", reopened)
+	}
+	if err := w.Health(); err != nil || readKey(t, &cur, "k") != "first" {
+		t.Fatalf("health %v, k %q", err, readKey(t, &cur, "k"))
+	}
+}

@@ -386,6 +386,11 @@ func (w *Watcher) publish(v *Version, m *manifest.Manifest, start time.Time) {
 	if old != "" {
 		w.stats.Previous = old
 	}
+	// The health check follows the instance just published: a name seen
+	// live before may be a fresh install of it now (a rollback after GC).
+	w.health.mu.Lock()
+	w.health.version, w.health.ino, w.health.err = m.Version, dirInode(manifest.VersionDir(w.opts.Root, m.Version)), nil
+	w.health.mu.Unlock()
 	w.stats.Version = m.Version
 	w.stats.Dataset = v.DB.Meta().Name
 	w.stats.LoadedAt = time.Now()

@@ -166,7 +166,9 @@ func TestClusterSwapUnderLoad(t *testing.T) {
 		windows, clientWindows = append(windows, hi.Sub(lo)), append(clientWindows, cw)
 		t.Logf("%s: mixed-version window %v over the 6 servers (first served at %v from the first); as the clients saw it %v; syncers installed it %v apart; %d reads so far, 0 errors required",
 			v, hi.Sub(lo), offsetsFrom(first, lo), cw, skew, ld.reads.Load())
-		if skew < time.Second {
+		// Installs far enough apart that uncoordinated swaps would show a
+		// window of that size (shard 2's bandwidth limit makes ~1-3 s).
+		if skew < 500*time.Millisecond {
 			t.Errorf("%s: the syncers installed within %v of each other: the test did not exercise the coordinated activation", v, skew)
 		}
 		if hi.Sub(lo) > 2500*time.Millisecond {

@@ -22,9 +22,11 @@ func newLimiter(rate int64) *limiter {
 	if rate <= 0 {
 		return nil
 	}
-	// A tenth of a second's worth, at least minBurst, so that the limit
-	// holds over short windows; reads are cut to the burst (see chunk).
-	burst := max(float64(rate)/10, minBurst)
+	// A tenth of a second's worth, at least minBurst (fewer, larger reads)
+	// but never more than one second's worth, so that the limit holds over
+	// short windows also for low rates; reads are cut to the burst (see
+	// chunk).
+	burst := max(float64(rate)/10, min(minBurst, float64(rate)))
 	return &limiter{rate: float64(rate), burst: burst, tokens: burst, last: time.Now()}
 }
 

@@ -119,7 +119,7 @@ func TestClusterSwapUnderLoad(t *testing.T) {
 			// Shard 2's syncers download slowly (~300 KB at 16 KB/s after
 			// the limiter's 256 KiB burst): its servers would swap seconds
 			// after the others without the coordination.
-			args = append(args, "--bandwidth", "16K")
+			args = append(args, "--bandwidth", "64K")
 		}
 		p, err := proc.Start(name, exec.Command(syncer, args...), 0)
 		if err != nil {

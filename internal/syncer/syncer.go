@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -191,6 +192,7 @@ func (s *Syncer) pass(ctx context.Context) (Result, error) {
 	if err := s.cleanStaging(""); err != nil {
 		s.log.Warn("cleaning staging", zap.Error(err))
 	}
+	s.ensureReserve()
 	t, err := s.resolveTarget(ctx)
 	if err != nil {
 		return Result{}, err
@@ -351,10 +353,41 @@ func (s *Syncer) writeManifest(t *target, previous string, activateAt ...time.Ti
 		at := activateAt[0].UTC()
 		m.ActivateAt = &at
 	}
-	if err := manifest.Write(s.opts.Root, m); err != nil {
+	err := manifest.Write(s.opts.Root, m)
+	if errors.Is(err, syscall.ENOSPC) && os.Remove(filepath.Join(s.opts.Root, reserveFile)) == nil {
+		// The disk filled after the version's files were written: the
+		// reserve gives the few bytes the manifest needs.
+		s.log.Warn("disk full: released the manifest reserve to write the manifest", zap.String(keyVersion, t.version))
+		err = manifest.Write(s.opts.Root, m)
+	}
+	if err != nil {
 		return failure(KindInstall, fmt.Errorf("syncer: %w", err))
 	}
+	s.ensureReserve()
 	return nil
+}
+
+// reserveFile holds disk space for the manifest: a version whose files were
+// written (their space is reserved before the download) must not then be
+// stuck behind a disk filled by someone else meanwhile, unable to write the
+// few hundred bytes that make it live (test/faults TestDiskFull).
+const reserveFile = ".manifest-reserve"
+
+// reserveSize is far more than a manifest (and its rename) needs.
+const reserveSize = 64 << 10
+
+// ensureReserve creates the reserve file if it is missing; a failure (a full
+// disk) is retried at the next pass.
+func (s *Syncer) ensureReserve() {
+	p := filepath.Join(s.opts.Root, reserveFile)
+	if fi, err := os.Stat(p); err == nil && fi.Size() == reserveSize {
+		return
+	}
+	err := store.WriteFileAtomic(p, make([]byte, reserveSize), 0o600)
+	if err != nil {
+		os.Remove(p)
+		s.log.Debug("manifest reserve", zap.Error(err))
+	}
 }
 
 // syncTree fsyncs every file and directory under dir, directories after

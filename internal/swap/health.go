@@ -69,6 +69,13 @@ func VerifyFiles(dir string) error {
 	if err != nil {
 		return err
 	}
+	return checkFiles(dir, rel)
+}
+
+// checkFiles checks that every file rel lists is in dir with its listed size
+// (the syncer verified the SHA-256 sums at install; sizes catch truncation and
+// deletion since).
+func checkFiles(dir string, rel *release.Release) error {
 	for _, f := range rel.Files {
 		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Path)))
 		if err != nil {

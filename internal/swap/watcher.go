@@ -355,16 +355,7 @@ func validate(db *store.DB, m *manifest.Manifest, dir string) error {
 		return fmt.Errorf("release file (version %s, %d keys) does not match the metadata (version %s, %d keys)",
 			rel.Version, rel.Meta.Keys, meta.Version, meta.Keys)
 	}
-	for _, f := range rel.Files {
-		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Path)))
-		if err != nil {
-			return fmt.Errorf("file %s: %w", f.Path, err)
-		}
-		if fi.Size() != f.Size {
-			return fmt.Errorf("file %s: size %d, release says %d", f.Path, fi.Size(), f.Size)
-		}
-	}
-	return nil
+	return checkFiles(dir, rel)
 }
 
 // publish makes v live and records the swap.

@@ -28,44 +28,79 @@ func (s *Server) Output() string { return s.p.Output() }
 // Exited reports whether the server process has exited, and its error.
 func (s *Server) Exited() (bool, error) { return s.p.Exited() }
 
+// binEnv names, per command under ./cmd, a prebuilt binary to use instead
+// of building one.
+var binEnv = map[string]string{"server": ServerBinEnv, "syncer": "BATCHKV_TEST_SYNCER_BIN"}
+
 var built struct {
-	once sync.Once
+	mu   sync.Mutex
 	dir  string
-	bin  string
+	bins map[string]*builtBin
+}
+
+type builtBin struct {
+	once sync.Once
+	path string
 	err  error
 }
 
-// ServerBinary returns the path of a batchkv-server built from this checkout
-// (once per test process), or of $BATCHKV_TEST_SERVER_BIN.
-func ServerBinary() (string, error) {
-	built.once.Do(func() {
-		if p := os.Getenv(ServerBinEnv); p != "" {
-			built.bin = p
+// Binary returns the path of ./cmd/<name> built from this checkout (once per
+// test process and name; CGO_ENABLED=0, as the images build it), or of the
+// prebuilt binary its environment variable names (BATCHKV_TEST_SERVER_BIN,
+// BATCHKV_TEST_SYNCER_BIN). Cleanup removes what it built.
+func Binary(name string) (string, error) {
+	built.mu.Lock()
+	if built.bins == nil {
+		built.bins = map[string]*builtBin{}
+	}
+	b := built.bins[name]
+	if b == nil {
+		b = &builtBin{}
+		built.bins[name] = b
+	}
+	built.mu.Unlock()
+	b.once.Do(func() {
+		if env := binEnv[name]; env != "" && os.Getenv(env) != "" {
+			b.path = os.Getenv(env)
 			return
 		}
 		root, err := ModuleRoot()
 		if err != nil {
-			built.err = err
+			b.err = err
 			return
 		}
-		built.dir, built.err = os.MkdirTemp("", "batchkv-server-*")
-		if built.err != nil {
+		built.mu.Lock()
+		if built.dir == "" {
+			built.dir, b.err = os.MkdirTemp("", "batchkv-bin-*")
+		}
+		dir := built.dir
+		built.mu.Unlock()
+		if b.err != nil {
 			return
 		}
-		built.bin = filepath.Join(built.dir, "batchkv-server")
-		cmd := exec.Command("go", "build", "-o", built.bin, "./cmd/server")
+		b.path = filepath.Join(dir, "batchkv-"+name)
+		if name == "batchkv" {
+			b.path = filepath.Join(dir, "batchkv")
+		}
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/"+name)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("redistest: go build ./cmd/server: %v\n%s", err, out)
+			b.err = fmt.Errorf("redistest: go build ./cmd/%s: %v\n%s", name, err, out)
 		}
 	})
-	return built.bin, built.err
+	return b.path, b.err
 }
 
-// Cleanup removes the binary built by ServerBinary. Call it from TestMain
-// after m.Run (see Main).
+// ServerBinary returns the path of a batchkv-server built from this checkout
+// (once per test process), or of $BATCHKV_TEST_SERVER_BIN.
+func ServerBinary() (string, error) { return Binary("server") }
+
+// Cleanup removes the binaries built by Binary. Call it from TestMain after
+// m.Run (see Main).
 func Cleanup() {
+	built.mu.Lock()
+	defer built.mu.Unlock()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}

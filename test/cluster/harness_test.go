@@ -30,14 +30,9 @@ func TestMain(m *testing.M) {
 	// Build batchkv-server and batchkv concurrently before the tests.
 	var wg sync.WaitGroup
 	wg.Go(func() { redistest.ServerBinary() })
-	wg.Go(func() { batchkvBinary(nil) })
+	wg.Go(func() { redistest.Binary("batchkv") })
 	wg.Wait()
-	code := m.Run()
-	redistest.Cleanup()
-	if binaries.dir != "" {
-		os.RemoveAll(binaries.dir)
-	}
-	os.Exit(code)
+	redistest.Main(m)
 }
 
 // entry is one key of the test data: a string or a hash.
@@ -78,37 +73,14 @@ func testData(n int) []entry {
 	return out
 }
 
-var binaries struct {
-	once sync.Once
-	dir  string
-	cli  string
-	err  error
-}
-
-// batchkvBinary builds ./cmd/batchkv once per test process (t nil: do not
-// report a failure).
+// batchkvBinary is ./cmd/batchkv built once per test process.
 func batchkvBinary(t testing.TB) string {
-	binaries.once.Do(func() {
-		root, err := redistest.ModuleRoot()
-		if err != nil {
-			binaries.err = err
-			return
-		}
-		if binaries.dir, binaries.err = os.MkdirTemp("", "batchkv-cli-*"); binaries.err != nil {
-			return
-		}
-		binaries.cli = filepath.Join(binaries.dir, "batchkv")
-		cmd := exec.Command("go", "build", "-o", binaries.cli, "./cmd/batchkv")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binaries.err = fmt.Errorf("go build ./cmd/batchkv: %v\n%s", err, out)
-		}
-	})
-	if binaries.err != nil && t != nil {
-		t.Fatal(binaries.err)
+	t.Helper()
+	bin, err := redistest.Binary("batchkv")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binaries.cli
+	return bin
 }
 
 // buildSharded writes data as JSON Lines and runs `batchkv build --shards n`,

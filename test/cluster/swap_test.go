@@ -28,38 +28,14 @@ import (
 // publishes (default 1; the long form: BATCHKV_CLUSTER_SWAP_RUNS=5).
 const SwapRunsEnv = "BATCHKV_CLUSTER_SWAP_RUNS"
 
-var syncerBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // syncerBinary is $BATCHKV_TEST_SYNCER_BIN or ./cmd/syncer built once.
 func syncerBinary(t testing.TB) string {
 	t.Helper()
-	syncerBin.once.Do(func() {
-		if p := os.Getenv("BATCHKV_TEST_SYNCER_BIN"); p != "" {
-			syncerBin.path = p
-			return
-		}
-		batchkvBinary(t) // makes binaries.dir
-		root, err := redistest.ModuleRoot()
-		if err != nil {
-			syncerBin.err = err
-			return
-		}
-		syncerBin.path = filepath.Join(binaries.dir, "batchkv-syncer")
-		cmd := exec.Command("go", "build", "-o", syncerBin.path, "./cmd/syncer")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			syncerBin.err = fmt.Errorf("go build ./cmd/syncer: %v\n%s", err, out)
-		}
-	})
-	if syncerBin.err != nil {
-		t.Fatal(syncerBin.err)
+	bin, err := redistest.Binary("syncer")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return syncerBin.path
+	return bin
 }
 
 // versionData is n keys key:<i> = <version>:<i>:<256 hex>.

@@ -2,11 +2,8 @@ package harness
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,53 +11,12 @@ import (
 	"github.com/batchkv/batchkv/internal/redistest"
 )
 
-// SyncerBinEnv names a prebuilt batchkv-syncer to use instead of building
-// ./cmd/syncer (the e2e tests honour the same variable).
-const SyncerBinEnv = "BATCHKV_TEST_SYNCER_BIN"
-
-var syncerBuilt struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
-
 // SyncerBinary returns a batchkv-syncer built from this checkout (once per
 // test process), or $BATCHKV_TEST_SYNCER_BIN.
-func SyncerBinary() (string, error) {
-	syncerBuilt.once.Do(func() {
-		if p := os.Getenv(SyncerBinEnv); p != "" {
-			syncerBuilt.bin = p
-			return
-		}
-		root, err := redistest.ModuleRoot()
-		if err != nil {
-			syncerBuilt.err = err
-			return
-		}
-		if syncerBuilt.dir, syncerBuilt.err = os.MkdirTemp("", "batchkv-syncer-*"); syncerBuilt.err != nil {
-			return
-		}
-		syncerBuilt.bin = filepath.Join(syncerBuilt.dir, "batchkv-syncer")
-		cmd := exec.Command("go", "build", "-o", syncerBuilt.bin, "./cmd/syncer")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			syncerBuilt.err = fmt.Errorf("harness: go build ./cmd/syncer: %v\n%s", err, out)
-		}
-	})
-	return syncerBuilt.bin, syncerBuilt.err
-}
+func SyncerBinary() (string, error) { return redistest.Binary("syncer") }
 
 // Main runs the tests and removes the binaries built for them.
-func Main(m *testing.M) {
-	code := m.Run()
-	redistest.Cleanup()
-	if syncerBuilt.dir != "" {
-		os.RemoveAll(syncerBuilt.dir)
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { redistest.Main(m) }
 
 // Syncer is a running batchkv-syncer.
 type Syncer struct {

@@ -10,10 +10,11 @@ import (
 )
 
 // iterBatchMin is the batch size from which point lookups go through one
-// Pebble iterator for the whole batch instead of one DB.Get each: a Get
-// builds and tears down a merging iterator over every level per key, while a
-// reused iterator keeps its per-file iterators open across seeks. Below it,
-// creating the iterator costs more than it saves.
+// Pebble iterator for the whole batch instead of one DB.Get each, for a
+// version that Get serves through Pebble (not batchkv's point index): a
+// Pebble Get builds and tears down a merging iterator over every level per
+// key, while a reused iterator keeps its per-file iterators open across
+// seeks. Below it, creating the iterator costs more than it saves.
 const iterBatchMin = 4
 
 type nopCloser struct{}
@@ -24,7 +25,7 @@ func (nopCloser) Close() error { return nil }
 // is closed or the next lookup, whichever comes first; a missing key is
 // store.ErrNotFound.
 func (c *conn) get(key []byte) (store.Value, io.Closer, error) {
-	if len(c.cmds) < iterBatchMin {
+	if len(c.cmds) < iterBatchMin || c.v.DB.Indexed() {
 		return c.v.DB.Get(key)
 	}
 	if c.it == nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/batchkv/batchkv/internal/metrics"
 	"github.com/batchkv/batchkv/internal/store"
 	"github.com/batchkv/batchkv/internal/swap"
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -89,8 +88,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	defer log.Sync()
 	log = log.Named("server")
 
-	cache := pebble.NewCache(cacheBytes)
-	defer cache.Unref()
+	cache := store.NewCache(cacheBytes)
+	defer cache.Close()
 	var cur swap.Current
 	defer cur.Close()
 	// The watcher's goroutine is owned here: cancelled and waited for before

@@ -19,15 +19,22 @@ type DB struct {
 	dir  string
 	meta *Meta
 	pdb  *pebble.DB
+	// idx is the point-lookup path (index.go); nil when the version's layout
+	// is not one it serves, and Get goes through Pebble.
+	idx *pointIndex
+	// noIndex says why idx is nil.
+	noIndex error
+	// own is the private cache of a DB opened without one.
+	own *Cache
 }
 
-// Open opens the version in dir read-only. cache is the block cache shared by
-// every open version (nil: Pebble's default, private cache).
+// Open opens the version in dir read-only. cache is the memory shared by
+// every open version (nil: a private cache of 64 MiB, for tools).
 //
 // Pebble creates a LOCK file in the database directory even when read-only,
 // and refuses to open the same directory twice in one process: dir/db must be
 // writable by the server, and a version must be closed before it is reopened.
-func Open(dir string, cache *pebble.Cache) (*DB, error) {
+func Open(dir string, cache *Cache) (*DB, error) {
 	meta, err := ReadMeta(dir)
 	if err != nil {
 		return nil, err
@@ -36,16 +43,44 @@ func Open(dir string, cache *pebble.Cache) (*DB, error) {
 	if _, err := os.Stat(dbDir); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	opts := Options(cache)
+	d := &DB{dir: dir, meta: meta}
+	if cache == nil {
+		d.own = NewCache(64 << 20)
+		cache = d.own
+	}
+	opts := Options(cache.pebble)
 	opts.ReadOnly = true
 	opts.ErrorIfNotExists = true
 	opts.Logger = quietLogger{}
-	pdb, err := pebble.Open(dbDir, opts)
-	if err != nil {
+	if d.pdb, err = pebble.Open(dbDir, opts); err != nil {
+		d.closeOwn()
 		return nil, fmt.Errorf("store: open %s: %w", dbDir, err)
 	}
-	return &DB{dir: dir, meta: meta, pdb: pdb}, nil
+	d.idx, err = openIndex(dbDir, d.pdb, cache.blocks)
+	if errors.Is(err, errNoIndex) {
+		d.noIndex, err = err, nil
+	}
+	if err != nil {
+		d.pdb.Close()
+		d.closeOwn()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return d, nil
 }
+
+func (d *DB) closeOwn() {
+	if d.own != nil {
+		d.own.Close()
+		d.own = nil
+	}
+}
+
+// Indexed reports whether point lookups take batchkv's own path.
+func (d *DB) Indexed() bool { return d.idx != nil }
+
+// PointIndex reports whether point lookups take batchkv's own path
+// (index.go) and, if not, why.
+func (d *DB) PointIndex() (bool, error) { return d.idx != nil, d.noIndex }
 
 // Dir returns the version directory.
 func (d *DB) Dir() string { return d.dir }
@@ -58,7 +93,15 @@ func (d *DB) Pebble() *pebble.DB { return d.pdb }
 
 // Close closes the database.
 func (d *DB) Close() error {
-	if err := d.pdb.Close(); err != nil {
+	var err error
+	if d.idx != nil {
+		err = d.idx.close()
+	}
+	if perr := d.pdb.Close(); perr != nil && err == nil {
+		err = perr
+	}
+	d.closeOwn()
+	if err != nil {
 		return fmt.Errorf("store: close %s: %w", d.dir, err)
 	}
 	return nil
@@ -70,6 +113,18 @@ var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &
 // closed, which the caller must do; on error there is nothing to close.
 // A missing key is ErrNotFound.
 func (d *DB) Get(key []byte) (Value, io.Closer, error) {
+	if d.idx != nil {
+		var kb [PrefixLen + 120]byte
+		raw, err := d.idx.get(AppendKey(kb[:0], key))
+		if err != nil {
+			return Value{}, nil, err
+		}
+		v, err := DecodeValue(raw)
+		if err != nil {
+			return Value{}, nil, err
+		}
+		return v, nopCloser{}, nil
+	}
 	bp := keyBufPool.Get().(*[]byte)
 	k := AppendKey((*bp)[:0], key)
 	raw, closer, err := d.pdb.Get(k)
@@ -88,6 +143,10 @@ func (d *DB) Get(key []byte) (Value, io.Closer, error) {
 	}
 	return v, closer, nil
 }
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
 
 // Has reports whether key exists.
 func (d *DB) Has(key []byte) (bool, error) {

@@ -14,7 +14,6 @@ import (
 	"github.com/batchkv/batchkv/internal/manifest"
 	"github.com/batchkv/batchkv/internal/release"
 	"github.com/batchkv/batchkv/internal/store"
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
@@ -25,7 +24,7 @@ type Options struct {
 	Root string
 	// Cache is the block cache shared by every version the watcher opens
 	// (nil: each version gets Pebble's default private cache).
-	Cache *pebble.Cache
+	Cache *store.Cache
 	// PollInterval is how often the manifest is re-read even without an
 	// fsnotify event (some volumes never deliver one). Default 1s.
 	PollInterval time.Duration

@@ -3,6 +3,7 @@ package input
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +118,9 @@ type Parser struct {
 	spans   []span // hash fields: name, value, name, value…
 	fields  []Field
 	index   map[string]int
+	// ascii is true after str returned a string of ASCII bytes only (which
+	// needs no UTF-8 check); false may also mean unknown.
+	ascii bool
 }
 
 // span is a byte range of the line (inScratch false) or of the scratch buffer.
@@ -264,9 +268,18 @@ func (p *Parser) resolveHash() []Field {
 		}
 		clear(p.index)
 	}
+	// seen has a bit per hash of the names so far: a name whose bit is
+	// clear is not a repeat, without comparing it to each.
+	var seen uint64
 	for i := 0; i < len(p.spans); i += 2 {
 		name, val := p.bytes(p.spans[i]), p.bytes(p.spans[i+1])
 		dup := -1
+		bit := uint64(1) << (nameHash(name) & 63)
+		if n <= 32 && seen&bit == 0 {
+			seen |= bit
+			p.fields = append(p.fields, Field{Name: name, Value: val})
+			continue
+		}
 		if n > 32 {
 			if j, ok := p.index[string(name)]; ok {
 				dup = j
@@ -288,6 +301,19 @@ func (p *Parser) resolveHash() []Field {
 		p.fields = append(p.fields, Field{Name: name, Value: val})
 	}
 	return p.fields
+}
+
+// nameHash is a cheap hash of a hash field name for resolveHash: its length
+// and first and last two bytes (names often differ only near the end:
+// clicks_1d, clicks_7d).
+func nameHash(b []byte) uint {
+	h := uint(len(b)) * 7
+	if len(b) >= 2 {
+		h += uint(b[0])*13 + uint(b[len(b)-2])*31 + uint(b[len(b)-1])
+	} else if len(b) == 1 {
+		h += uint(b[0])
+	}
+	return h
 }
 
 func (p *Parser) peek() byte {
@@ -358,7 +384,7 @@ func (p *Parser) scalar(what string) (s span, isNum bool, err error) {
 	switch {
 	case c == '"':
 		s, err = p.str(what)
-		if err == nil && !utf8.Valid(p.bytes(s)) {
+		if err == nil && !p.ascii && !utf8.Valid(p.bytes(s)) {
 			err = fmt.Errorf("%s holds invalid UTF-8; send raw bytes base64-encoded in %s_b64", what, baseName(what))
 		}
 		return s, false, err
@@ -386,6 +412,9 @@ func (p *Parser) str(what string) (span, error) {
 		return span{}, p.errExpected("a string")
 	}
 	start := p.pos
+	var high uint64
+	p.pos, high = scanPlain(p.line, p.pos)
+	p.ascii = high == 0
 	for p.pos < len(p.line) {
 		c := p.line[p.pos]
 		if c == '"' {
@@ -394,7 +423,11 @@ func (p *Parser) str(what string) (span, error) {
 			return s, nil
 		}
 		if c == '\\' {
+			p.ascii = false
 			return p.strEscaped(start, what)
+		}
+		if c >= 0x80 {
+			p.ascii = false
 		}
 		if c < 0x20 {
 			return span{}, fmt.Errorf("malformed JSON: control character 0x%02x in %s at column %d (must be escaped)", c, what, p.pos+1)
@@ -402,6 +435,31 @@ func (p *Parser) str(what string) (span, error) {
 		p.pos++
 	}
 	return span{}, fmt.Errorf("malformed JSON: unterminated string in %s", what)
+}
+
+// SWAR constants: every byte 0x01, every byte 0x80.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// scanPlain returns the position of the first byte at or after pos that may
+// end or complicate a JSON string ('"', '\\' or a control character), eight
+// bytes at a time; the bytewise loop after it finds the exact byte (the test
+// may flag a word early, never late). high is non-zero if a byte skipped has
+// its top bit set (so the text may not be ASCII).
+func scanPlain(b []byte, pos int) (end int, high uint64) {
+	for ; pos+8 <= len(b); pos += 8 {
+		w := binary.LittleEndian.Uint64(b[pos:])
+		q := w ^ ('"' * ones)
+		bs := w ^ ('\\' * ones)
+		special := ((q - ones) &^ q) | ((bs - ones) &^ bs) | (w - 0x20*ones)
+		if special&^w&highs != 0 {
+			break
+		}
+		high |= w
+	}
+	return pos, high & highs
 }
 
 func (p *Parser) strEscaped(start int, what string) (span, error) {
@@ -594,7 +652,7 @@ func (p *Parser) hash(what string, b64 bool) error {
 		}
 		if b64 {
 			name, err = p.decodeB64(name, fieldNameWhat(b64))
-		} else if !utf8.Valid(p.bytes(name)) {
+		} else if !p.ascii && !utf8.Valid(p.bytes(name)) {
 			err = fmt.Errorf("%s field name holds invalid UTF-8; send raw bytes base64-encoded in hash_b64", what)
 		}
 		if err != nil {

@@ -406,6 +406,16 @@ func TestDaemons(t *testing.T) {
 		t.Fatalf("protocol error reply %q", got)
 	}
 	after := scrape(t, smet)
+	// The GET read a block into the point-lookup cache.
+	if after.value(t, "batchkv_block_cache_blocks") < 1 || after.value(t, "batchkv_block_cache_bytes") <= 0 ||
+		after.value(t, "batchkv_block_cache_loads_total") < 1 || after.value(t, "batchkv_block_cache_budget_bytes") <= 0 {
+		t.Errorf("block cache after a GET: blocks %v, bytes %v, loads %v, budget %v",
+			after.value(t, "batchkv_block_cache_blocks"), after.value(t, "batchkv_block_cache_bytes"),
+			after.value(t, "batchkv_block_cache_loads_total"), after.value(t, "batchkv_block_cache_budget_bytes"))
+	}
+	if got := redis(t, saddr, "INFO memory\r\n", 1); !strings.Contains(got, "\r\nbatchkv_block_cache_bytes:") || strings.Contains(got, "batchkv_block_cache_bytes:0\r\n") {
+		t.Errorf("INFO memory without the block cache's bytes: %q", got)
+	}
 	deltas := []struct {
 		name   string
 		labels []string

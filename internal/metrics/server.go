@@ -140,11 +140,18 @@ type Dataset struct {
 	Open int
 }
 
+// Cache describes the block cache, read at each scrape.
+type Cache struct {
+	BlockBytes, BlockBudget, Blocks, Loads, Evictions int64
+	PebbleBytes                                       int64
+}
+
 // ServerState is what the server reports at each scrape; live is false
-// while no version is live.
+// while no version is live. Cache may be nil.
 type ServerState struct {
 	Conns   func() ConnStats
 	Dataset func() (d Dataset, live bool)
+	Cache   func() Cache
 }
 
 var (
@@ -156,6 +163,13 @@ var (
 	descAge       = prometheus.NewDesc("batchkv_dataset_version_age_seconds", "Now minus the live version's built_at.", nil, nil)
 	descKeys      = prometheus.NewDesc("batchkv_dataset_keys", "Keys in the live version.", nil, nil)
 	descOpen      = prometheus.NewDesc("batchkv_open_versions", "Versions open: the live one and replaced ones still draining.", nil, nil)
+
+	descCacheBytes     = prometheus.NewDesc("batchkv_block_cache_bytes", "Memory held by decoded data blocks in the point-lookup cache.", nil, nil)
+	descCacheBudget    = prometheus.NewDesc("batchkv_block_cache_budget_bytes", "The point-lookup cache's budget (--cache-bytes less Pebble's share).", nil, nil)
+	descCacheBlocks    = prometheus.NewDesc("batchkv_block_cache_blocks", "Decoded data blocks in the point-lookup cache.", nil, nil)
+	descCacheLoads     = prometheus.NewDesc("batchkv_block_cache_loads_total", "Data blocks read from disk into the point-lookup cache (cache misses).", nil, nil)
+	descCacheEvictions = prometheus.NewDesc("batchkv_block_cache_evictions_total", "Data blocks dropped from the point-lookup cache to stay within its budget.", nil, nil)
+	descPebbleCache    = prometheus.NewDesc("batchkv_pebble_cache_bytes", "Memory in use by Pebble's own block cache (scans).", nil, nil)
 )
 
 // RegisterState registers a collector reading st at each scrape.
@@ -166,7 +180,8 @@ func (m *Server) RegisterState(reg prometheus.Registerer, st ServerState) {
 type stateCollector ServerState
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descRejected, descNetIn, descNetOut, descInfo, descAge, descKeys, descOpen} {
+	for _, d := range []*prometheus.Desc{descConnected, descRejected, descNetIn, descNetOut, descInfo, descAge, descKeys, descOpen,
+		descCacheBytes, descCacheBudget, descCacheBlocks, descCacheLoads, descCacheEvictions, descPebbleCache} {
 		ch <- d
 	}
 }
@@ -177,6 +192,15 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(c.Rejected))
 	ch <- prometheus.MustNewConstMetric(descNetIn, prometheus.CounterValue, float64(c.NetInput))
 	ch <- prometheus.MustNewConstMetric(descNetOut, prometheus.CounterValue, float64(c.NetOutput))
+	if s.Cache != nil {
+		cs := s.Cache()
+		ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(cs.BlockBytes))
+		ch <- prometheus.MustNewConstMetric(descCacheBudget, prometheus.GaugeValue, float64(cs.BlockBudget))
+		ch <- prometheus.MustNewConstMetric(descCacheBlocks, prometheus.GaugeValue, float64(cs.Blocks))
+		ch <- prometheus.MustNewConstMetric(descCacheLoads, prometheus.CounterValue, float64(cs.Loads))
+		ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(cs.Evictions))
+		ch <- prometheus.MustNewConstMetric(descPebbleCache, prometheus.GaugeValue, float64(cs.PebbleBytes))
+	}
 	d, live := s.Dataset()
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(d.Open))
 	if !live {

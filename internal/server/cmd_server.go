@@ -447,11 +447,23 @@ func (c *conn) infoSection(b []byte, sec string) []byte {
 		runtime.ReadMemStats(&ms)
 		b = append(b, "# Memory\r\n"...)
 		b = kv(b, "used_memory", itoa(int64(ms.HeapAlloc)))
-		b = kv(b, "used_memory_rss", itoa(int64(ms.Sys)))
+		b = kv(b, "used_memory_rss", itoa(residentBytes(int64(ms.Sys))))
 		b = kv(b, "maxmemory", "0")
 		b = kv(b, "maxmemory_human", "0B")
 		b = kv(b, "maxmemory_policy", "noeviction")
 		b = kv(b, "mem_allocator", "go")
+		if s.cfg.Cache != nil {
+			// batchkv's own: what the block cache holds of the resident
+			// memory (docs/OPERATIONS.md, "Memory").
+			cs := s.cfg.Cache()
+			b = kv(b, "batchkv_block_cache_bytes", itoa(cs.BlockBytes))
+			b = kv(b, "batchkv_block_cache_budget", itoa(cs.BlockBudget))
+			b = kv(b, "batchkv_block_cache_blocks", itoa(int64(cs.Blocks)))
+			b = kv(b, "batchkv_block_cache_loads", itoa(cs.Loads))
+			b = kv(b, "batchkv_block_cache_evictions", itoa(cs.Evictions))
+			b = kv(b, "batchkv_pebble_cache_bytes", itoa(cs.PebbleBytes))
+			b = kv(b, "batchkv_pebble_cache_budget", itoa(cs.PebbleBudget))
+		}
 	case "persistence":
 		b = append(b, "# Persistence\r\n"...)
 		loading := "0"

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/batchkv/batchkv/internal/metrics"
+	"github.com/batchkv/batchkv/internal/store"
 	"github.com/batchkv/batchkv/internal/swap"
 
 	"github.com/batchkv/batchkv/internal/resp"
@@ -71,6 +72,9 @@ type Config struct {
 	// Stats reports live-swap statistics for INFO's Dataset section. Nil
 	// (the default) reports zero swaps and no previous version.
 	Stats func() SwapStats
+
+	// Cache, if set, reports the block cache's use for INFO memory.
+	Cache func() store.CacheStats
 
 	// Cluster, if set, is the cluster topology this server serves one shard
 	// of (Redis Cluster protocol); nil: standalone.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 
 	cache := store.NewCache(cacheBytes)
 	defer cache.Close()
+	cfg.Cache = cache.Stats
+	setMemoryLimit(cacheBytes, log)
 	var cur swap.Current
 	defer cur.Close()
 	// The watcher's goroutine is owned here: cancelled and waited for before
@@ -152,6 +155,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	if m != nil {
 		m.RegisterState(reg, metrics.ServerState{Conns: srv.ConnStats, Dataset: func() (metrics.Dataset, bool) {
 			return liveDataset(&cur, w)
+		}, Cache: func() metrics.Cache {
+			cs := cache.Stats()
+			return metrics.Cache{BlockBytes: cs.BlockBytes, BlockBudget: cs.BlockBudget, Blocks: int64(cs.Blocks),
+				Loads: cs.Loads, Evictions: cs.Evictions, PebbleBytes: cs.PebbleBytes}
 		}})
 		ep, err := metrics.Serve(metrics.EndpointOptions{Addr: metricsAddr, Registry: reg, Pprof: pprof, Logger: log,
 			Ready: func() error { return ready(&cur, w, &draining) }})
@@ -233,4 +240,20 @@ func liveDataset(cur *swap.Current, w *swap.Watcher) (metrics.Dataset, bool) {
 		d.Open = len(w.Open())
 	}
 	return d, v != nil
+}
+
+// setMemoryLimit bounds the Go heap to the block cache plus headroom. The
+// point-lookup cache's blocks live on the Go heap: with only GOGC, a cache
+// that churns (a working set larger than --cache-bytes) would let garbage
+// blocks pile up to twice the cache before a collection. The limit makes the
+// collector run as the heap nears cache + max(64 MiB, cache/8) instead; with
+// a cache that is not full the heap stays far below it and nothing changes.
+// A GOMEMLIMIT in the environment wins.
+func setMemoryLimit(cacheBytes int64, log *zap.Logger) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return
+	}
+	limit := cacheBytes + max(64<<20, cacheBytes/8)
+	debug.SetMemoryLimit(limit)
+	log.Debug("go memory limit", zap.Int64("bytes", limit))
 }

@@ -37,6 +37,13 @@ type Options struct {
 	CloseWait time.Duration
 	// Sampler, if set, supplies the keys clients read now, to warm new versions.
 	Sampler *Sampler
+	// WarmMax bounds the warm-up of a new version (its blocks read into the
+	// cache before it goes live; a coordinated activate_at bounds it too).
+	// Default 5 s.
+	WarmMax time.Duration
+	// WarmShare is the part of one CPU the warm-up may use, so that the live
+	// version's clients keep theirs. Default 0.5.
+	WarmShare float64
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
 	// CheckMeta, if set, must accept a version's metadata before it is
@@ -56,6 +63,12 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.CloseWait <= 0 {
 		o.CloseWait = 30 * time.Second
+	}
+	if o.WarmMax <= 0 {
+		o.WarmMax = 5 * time.Second
+	}
+	if o.WarmShare <= 0 {
+		o.WarmShare = 0.5
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -321,12 +334,25 @@ func (w *Watcher) openAndValidate(m *manifest.Manifest, dir string) (*store.DB, 
 	if err == nil {
 		err = db.WarmKeys(w.opts.Sampler.Keys())
 	}
+	var blocks int
+	var blockBytes int64
+	if err == nil && w.opts.Cache != nil {
+		// Then the rest of the version in key order, up to half the cache
+		// (the live version keeps the other half meanwhile), within WarmMax
+		// and before a coordinated activation time.
+		deadline := warmStart.Add(w.opts.WarmMax)
+		if m.ActivateAt != nil && m.ActivateAt.Add(-50*time.Millisecond).Before(deadline) {
+			deadline = m.ActivateAt.Add(-50 * time.Millisecond)
+		}
+		blocks, blockBytes, err = db.WarmBlocks(deadline, w.opts.Cache.Stats().BlockBudget/2, w.opts.WarmShare)
+	}
 	w.warmed = time.Since(warmStart)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("swap: warm version %s: %w", m.Version, err)
 	}
-	w.log.Debug("version warmed", zap.String("version", m.Version), zap.Int("tables", tables))
+	w.log.Debug("version warmed", zap.String("version", m.Version), zap.Int("tables", tables),
+		zap.Int("blocks", blocks), zap.Int64("block_bytes", blockBytes), zap.Duration("took", w.warmed))
 	return db, nil
 }
 

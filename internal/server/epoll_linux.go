@@ -36,6 +36,11 @@ import (
 //
 // Only the loop touches a connection's descriptor: Close from another
 // goroutine (CLIENT KILL, Shutdown) only asks the loop to close it.
+//
+// A long command (KEYS, a big SCAN, a huge hash, a read that waits for the
+// disk) must not stall the loop's other connections: the goroutine running
+// it hands the loop over to a new goroutine and finishes that connection's
+// buffered input alone, then gives the connection back (handoff_linux.go).
 
 const epollSupported = true
 
@@ -125,15 +130,23 @@ type epConn struct {
 	final bool
 	// out: waiting for the socket to take the output (EPOLLOUT).
 	out bool
+	// woff is how much of the output the socket took: the rest is
+	// c.w.Bytes()[woff:].
+	woff int
 	// stalled is when the output last made no progress; lastRead when data
 	// last arrived.
 	stalled, lastRead time.Time
+	// away: the connection's batch runs on a goroutine the loop was handed
+	// over from; the loop does not poll it until it comes back.
+	away bool
+	// start is the loop's busy mark of the batch running (startBatch).
+	start int64
 }
 
 // flush writes the pending replies as far as the socket takes them. ok is
 // false when the connection must close; suspend true when output is left.
 func (ep *epConn) flush(c *conn) (ok, suspend bool) {
-	b := c.w.Bytes()
+	b := c.w.Bytes()[ep.woff:]
 	if len(b) == 0 {
 		return true, false
 	}
@@ -152,11 +165,14 @@ func (ep *epConn) flush(c *conn) (ok, suspend bool) {
 	}
 	if n == len(b) {
 		c.w.Reset()
+		ep.woff = 0
 		c.pending.Store(0)
 		return true, false
 	}
-	c.w.Consume(n)
-	c.pending.Store(int64(c.w.Len()))
+	// The rest stays where it is (moving it down would copy a big reply
+	// over and over): only a drained output lets the batch go on appending.
+	ep.woff += n
+	c.pending.Store(int64(len(b) - n))
 	if n > 0 || ep.stalled.IsZero() {
 		ep.stalled = time.Now()
 	}
@@ -228,7 +244,17 @@ type loop struct {
 
 	mu    sync.Mutex
 	added []*conn
+	back  []handback // connections whose batch finished off the loop
 	stop  bool
+
+	// busy is the monotime at which the loop's goroutine started the batch
+	// it is running (0: none; -1: that goroutine handed the loop over), and
+	// cur that batch's connection (see handoff_linux.go).
+	busy      atomic.Int64
+	cur       *conn
+	lastStart int64
+	// handoffs counts the hand-overs.
+	handoffs atomic.Int64
 
 	// Owned by the loop goroutine.
 	conns map[int32]*conn
@@ -295,10 +321,11 @@ func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 	return unix.EpollWait(epfd, events, msec)
 }
 
-func (l *loop) run() {
-	defer close(l.done)
-	defer unix.Close(l.evfd)
-	defer unix.Close(l.epfd)
+func (l *loop) run() { l.serve() }
+
+// serve runs the loop until it stops or until this goroutine hands it over
+// to another one.
+func (l *loop) serve() {
 	events := make([]unix.EpollEvent, 128)
 	lastTick := time.Now()
 	for {
@@ -316,12 +343,15 @@ func (l *loop) run() {
 			ev := &events[i]
 			if int(ev.Fd) == l.evfd {
 				if l.wakeup() {
+					unix.Close(l.epfd)
+					unix.Close(l.evfd)
+					close(l.done)
 					return
 				}
 				continue
 			}
-			if c := l.conns[ev.Fd]; c != nil {
-				l.event(c, ev.Events)
+			if c := l.conns[ev.Fd]; c != nil && !l.event(c, ev.Events) {
+				return // handed over: this goroutine is no longer the loop
 			}
 		}
 		if msec >= 0 {
@@ -340,8 +370,8 @@ func (l *loop) wakeup() (exit bool) {
 	var b [8]byte
 	unix.Read(l.evfd, b[:])
 	l.mu.Lock()
-	added, stop := l.added, l.stop
-	l.added = nil
+	added, back, stop := l.added, l.back, l.stop
+	l.added, l.back = nil, nil
 	l.mu.Unlock()
 	now := time.Now()
 	for _, c := range added {
@@ -353,8 +383,11 @@ func (l *loop) wakeup() (exit bool) {
 			l.close(c)
 		}
 	}
+	for _, h := range back {
+		l.takeBack(h)
+	}
 	for _, c := range l.conns {
-		if c.ep.fc.closeReq.Load() {
+		if c.ep.fc.closeReq.Load() && !c.ep.away {
 			l.close(c)
 		}
 	}
@@ -367,16 +400,17 @@ func (l *loop) wakeup() (exit bool) {
 	return false
 }
 
-// event handles readiness of c.
-func (l *loop) event(c *conn, events uint32) {
+// event handles readiness of c. It returns false when this goroutine
+// handed the loop over to another one while running c's batch.
+func (l *loop) event(c *conn, events uint32) bool {
 	ep := c.ep
 	if ep.fc.closeReq.Load() {
 		l.close(c)
-		return
+		return true
 	}
 	if ep.out {
 		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
-			return
+			return true
 		}
 		ok, suspend := ep.flush(c)
 		switch {
@@ -384,19 +418,19 @@ func (l *loop) event(c *conn, events uint32) {
 			l.close(c)
 		case !suspend:
 			l.setOut(c, false)
-			l.resume(c)
+			return l.resume(c)
 		}
-		return
+		return true
 	}
 	err := c.rd.Fill()
 	if err == errWouldBlock {
-		return
+		return true
 	}
 	if errors.Is(err, resp.ErrQueryBufferLimit) {
 		c.logger().Warn("closing client that reached the query buffer limit",
 			zap.Int64("limit", c.s.cfg.ClientQueryBufferLimit))
 		l.close(c)
-		return
+		return true
 	}
 	if err == nil && l.s.cfg.IdleTimeout > 0 {
 		ep.lastRead = time.Now()
@@ -406,16 +440,30 @@ func (l *loop) event(c *conn, events uint32) {
 	if c.closing {
 		c.mu.Unlock()
 		l.close(c)
-		return
+		return true
 	}
 	c.busy = true
 	c.mu.Unlock()
-	l.resume(c)
+	return l.resume(c)
 }
 
-// resume runs c's buffered input and acts on the outcome.
-func (l *loop) resume(c *conn) {
-	switch c.ep.run(c) {
+// resume runs c's buffered input and acts on the outcome. It returns false
+// when the loop was handed over meanwhile: c then went back to the loop's
+// new goroutine, and this one must leave the loop.
+func (l *loop) resume(c *conn) bool {
+	start := l.startBatch(c)
+	st := c.ep.run(c)
+	if !l.busy.CompareAndSwap(start, 0) {
+		l.handBack(c, st)
+		return false
+	}
+	l.finish(c, st)
+	return true
+}
+
+// finish acts on the outcome of running c's input.
+func (l *loop) finish(c *conn, st runState) {
+	switch st {
 	case stClose:
 		l.close(c)
 		return
@@ -467,10 +515,11 @@ func (l *loop) tick(now time.Time) {
 	for _, c := range l.conns {
 		ep := c.ep
 		switch {
+		case ep.away:
 		case ep.out:
 			if now.Sub(ep.stalled) >= l.s.cfg.WriteTimeout {
 				c.logger().Warn("closing client that does not read its replies",
-					zap.Duration("write_timeout", l.s.cfg.WriteTimeout), zap.Int("pending", c.w.Len()))
+					zap.Duration("write_timeout", l.s.cfg.WriteTimeout), zap.Int("pending", c.w.Len()-ep.woff))
 				l.close(c)
 			}
 		case idle > 0 && now.Sub(ep.lastRead) >= idle:
@@ -484,7 +533,7 @@ func (l *loop) tick(now time.Time) {
 func (l *loop) close(c *conn) {
 	ep := c.ep
 	fd := ep.fc.fd
-	if l.conns[int32(fd)] != c {
+	if l.conns[int32(fd)] != c || ep.away {
 		return
 	}
 	delete(l.conns, int32(fd))
@@ -507,23 +556,29 @@ func (l *loop) close(c *conn) {
 type epollEngine struct {
 	loops []*loop
 	next  atomic.Uint32
+	// quit stops the watchdog; watched is closed when it returned.
+	quit, watched chan struct{}
 }
 
 func startEpoll(s *Server, n int) (*epollEngine, error) {
-	e := &epollEngine{}
+	e := &epollEngine{quit: make(chan struct{}), watched: make(chan struct{})}
 	for range n {
 		l, err := newLoop(s)
 		if err != nil {
+			close(e.watched)
 			e.stop()
 			return nil, err
 		}
 		e.loops = append(e.loops, l)
 		go l.run()
 	}
+	go e.watch()
 	return e, nil
 }
 
 func (e *epollEngine) stop() {
+	close(e.quit)
+	<-e.watched
 	for _, l := range e.loops {
 		l.shutdown()
 	}

@@ -53,6 +53,13 @@ func (c *conn) runBatchFrom(i int) (next int, ok bool) {
 	timed := slow >= 0 || c.s.cmdMetrics != nil
 	for ; i < len(c.cmds); i++ {
 		args := c.cmds[i]
+		if testHookCommand != nil {
+			testHookCommand(args)
+		}
+		if c.ep != nil && mayRunLong(c, args) {
+			// Off the event loop before it runs (handoff_linux.go).
+			c.ep.handOver(c)
+		}
 		ran := c.dispatch(args)
 		if timed {
 			now := time.Now()
@@ -94,12 +101,20 @@ func (c *conn) runBatchFrom(i int) (next int, ok bool) {
 	return i, true
 }
 
-// DefaultIO is --io's default: one goroutine per connection. The event
-// loops are opt-in: a loop runs each command to completion, so a long one
-// (KEYS or SCAN over a million keys, a block-cache miss that reads the disk)
-// stalls every other connection of that loop for its duration — the
-// head-of-line blocking test/hostile measures — while goroutines let the
-// scheduler serve the others meanwhile. Measured with a warm cache the loops
-// save only 1–15% CPU per request (docs/BENCHMARKS.md), not worth that until
-// long commands are moved off the loops.
-var DefaultIO = IOGoroutine
+// DefaultIO is --io's default: the event loops where epoll exists (Linux),
+// else one goroutine per connection. The loops cost less CPU per request
+// and serve more requests per second than goroutines (docs/BENCHMARKS.md),
+// and a long command does not stall the other connections of its loop:
+// KEYS, a big SCAN and the like leave the loop before they run, and
+// anything else still running after stallAfter (a huge hash, a read that
+// waits for the disk) has the loop handed over to a new goroutine
+// (handoff_linux.go), so the others wait milliseconds, as with goroutines
+// (test/hostile).
+var DefaultIO = defaultIO()
+
+func defaultIO() string {
+	if epollSupported {
+		return IOEpoll
+	}
+	return IOGoroutine
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package server
+
+func (ep *epConn) handOver(c *conn) {}

@@ -114,6 +114,7 @@ bench-syncer: tools .tools/s5cmd
 FORCE:
 bench-swap: .run/bench/batchkv-server
 	BATCHKV_SERVER_BIN=$(CURDIR)/.run/bench/batchkv-server BATCHKV_SWAP_KEYS=$(SWAPBENCH_KEYS) \
+		BATCHKV_SWAP_SERVER_FLAGS="$(SWAPBENCH_SERVER_FLAGS)" \
 		BATCHKV_SWAP_CSV=$(CURDIR)/docs/swap-latency.csv BATCHKV_SWAP_PNG=$(CURDIR)/docs/swap-latency.png \
 		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkSwap$$' -benchtime 1x -timeout 30m ./internal/bench
 bench-startup: tools .run/bench/batchkv-server .run/bench/batchkv-syncer

@@ -48,6 +48,8 @@ type SwapOptions struct {
 	After time.Duration
 	// CacheBytes is the server's --cache-bytes. Default 256 MiB.
 	CacheBytes int64
+	// ServerFlags are extra batchkv-server flags (e.g. --warm-share 0.25).
+	ServerFlags []string
 	// WorkDir holds the input, builds, source and root; default a
 	// temporary directory, removed at the end.
 	WorkDir string
@@ -191,8 +193,8 @@ func RunSwap(ctx context.Context, o SwapOptions) (*SwapResult, error) {
 	}
 
 	srv, err := startServer("batchkv-server", "", func(port int) []string {
-		return []string{o.ServerBin, "--addr", "127.0.0.1:" + strconv.Itoa(port), "--root", root,
-			"--cache-bytes", strconv.FormatInt(o.CacheBytes, 10), "--metrics-addr", "", "--log-level", "warn"}
+		return append([]string{o.ServerBin, "--addr", "127.0.0.1:" + strconv.Itoa(port), "--root", root,
+			"--cache-bytes", strconv.FormatInt(o.CacheBytes, 10), "--metrics-addr", "", "--log-level", "warn"}, o.ServerFlags...)
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +38,7 @@ func BenchmarkSwap(b *testing.B) {
 		}
 		o.Steady = d
 	}
+	o.ServerFlags = strings.Fields(os.Getenv("BATCHKV_SWAP_SERVER_FLAGS"))
 	for range b.N {
 		r, err := RunSwap(context.Background(), o)
 		if err != nil {

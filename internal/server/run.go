@@ -38,6 +38,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs.StringVar(&cfg.Addr, "addr", DefaultAddr, "address to listen on (port 0 picks a free port; the log line \"listening\" has the actual one)")
 	fs.StringVar(&root, "root", "", "shared volume the syncer installs versions into: serve the version its manifest names, and swap live when it changes")
 	fs.DurationVar(&pollInterval, "poll-interval", time.Second, "with --root: how often to re-read the manifest besides fsnotify events")
+	warmMax, warmShare := 5*time.Second, 0.5
+	fs.DurationVar(&warmMax, "warm-max", warmMax, "with --root: longest warm-up of a new version's blocks into the cache before it goes live")
+	fs.Float64Var(&warmShare, "warm-share", warmShare, "with --root: part of one CPU the warm-up of a new version may use (0-1)")
 	fs.StringVar(&dataset, "dataset", "", "built dataset version directory to serve as it is (development, tests)")
 	fs.IntVar(&cfg.MaxClients, "maxclients", DefaultMaxClients, "maximum number of client connections")
 	fs.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close a client idle this long (0: never)")
@@ -112,7 +115,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 		// Keep 4096 of the keys clients read (one read in 64) to warm the
 		// next version with what is hot now.
 		cfg.Sampler = swap.NewSampler(4096, 64)
-		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, Sampler: cfg.Sampler, Logger: log, CheckMeta: checkMeta}
+		opts := swap.Options{Root: root, Cache: cache, PollInterval: pollInterval, WarmMax: warmMax, WarmShare: warmShare, Sampler: cfg.Sampler, Logger: log, CheckMeta: checkMeta}
 		if m != nil {
 			opts.OnSwap = m.OnSwap
 		}

@@ -187,6 +187,9 @@ type Result struct {
 	// RSS after the data was loaded (redis) or the version opened (batchkv),
 	// and at the end of the matrix.
 	RSSLoaded, RSSEnd map[string]int64
+	// CacheEnd is what batchkv's block caches held after the matrix (INFO
+	// memory: decoded blocks plus Pebble's own cache).
+	CacheEnd int64
 	// DiskBytes is the built version's size on disk.
 	DiskBytes int64
 	// StringKeys and HashKeys split Options.Keys by type.
@@ -371,6 +374,19 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	for _, sv := range servers {
 		if res.RSSEnd[sv.name], err = rssBytes(sv.s.Pid()); err != nil {
 			return nil, err
+		}
+		if sv.name == Batchkv {
+			mem, err := info(sv.s.addr, "memory")
+			if err != nil {
+				return nil, fmt.Errorf("bench: batchkv INFO memory: %w", err)
+			}
+			for _, f := range []string{"batchkv_block_cache_bytes", "batchkv_pebble_cache_bytes"} {
+				n, err := strconv.ParseInt(infoField(mem, f), 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("bench: batchkv INFO memory %s: %w", f, err)
+				}
+				res.CacheEnd += n
+			}
 		}
 		if done, _ := sv.s.Exited(); done {
 			return nil, fmt.Errorf("bench: %s exited during the run:\n%s", sv.name, sv.s.Output())

@@ -59,6 +59,10 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s: RSS after load %d, at end %d", name, res.RSSLoaded[name], res.RSSEnd[name])
 		}
 	}
+	// Every key was read, so the caches hold the whole (small) dataset.
+	if res.CacheEnd <= 0 || res.CacheEnd >= res.RSSEnd[Batchkv] {
+		t.Errorf("block caches %d bytes with RSS %d", res.CacheEnd, res.RSSEnd[Batchkv])
+	}
 	for _, c := range res.Cells {
 		for name, s := range map[string]Stats{Batchkv: c.Batchkv, Redis: c.Redis} {
 			if s.OpsPerSec <= 0 || s.Requests == 0 {

@@ -80,6 +80,11 @@ func (r *Result) Report(w io.Writer, command string) {
 		ratio(float64(r.RSSLoaded[Batchkv]), float64(r.RSSLoaded[Redis])))
 	fmt.Fprintf(w, "| VmRSS after the matrix | %s | %s | %s |\n", mib(r.RSSEnd[Batchkv]), mib(r.RSSEnd[Redis]),
 		ratio(float64(r.RSSEnd[Batchkv]), float64(r.RSSEnd[Redis])))
+	fmt.Fprintf(w, "| block caches after the matrix (decoded blocks + Pebble's) | %s | – | |\n", mib(r.CacheEnd))
+	beyond := r.RSSEnd[Batchkv] - r.CacheEnd
+	fmt.Fprintf(w, "| VmRSS beyond the caches after the matrix | %s, %.1f bytes/key | %s, %.1f bytes/key (all of it) | %s |\n",
+		mib(beyond), float64(beyond)/float64(o.Keys), mib(r.RSSEnd[Redis]), float64(r.RSSEnd[Redis])/float64(o.Keys),
+		ratio(float64(beyond), float64(r.RSSEnd[Redis])))
 	fmt.Fprintf(w, "| on disk | %s, %.1f bytes/key | – (no persistence) | |\n\n", mib(r.DiskBytes), float64(r.DiskBytes)/float64(o.Keys))
 	r.Table(w)
 	fmt.Fprintf(w, "\nops/s: replies per second over all connections. Latency: one pipelined batch (P requests sent, P replies read), in microseconds. CPU s/M req: the server's user+system CPU seconds (from /proc/PID/stat) per million requests. Client CPU: the load generator's own CPU time over wall time (near %d%% it, not the server, limited the cell). Ratios are batchkv / redis: above 1 is better for ops/s, worse for latency and CPU. GET asks only string keys and HGETALL only hash keys; zipfian is math/rand/v2 Zipf with s=%.1f over the key list.\n", 100*o.ClientProcs, ZipfS)

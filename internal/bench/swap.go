@@ -470,31 +470,49 @@ func waitVersion(ctx context.Context, addr, v string, timeout time.Duration) err
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
-	req := appendBulk(appendBulk(appendArrayHeader(nil, 2), "INFO"), "dataset")
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write(req); err != nil {
-			return err
-		}
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "$") {
-			return fmt.Errorf("bench: INFO: %q %v", line, err)
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+		info, err := infoOn(c, r, "dataset")
 		if err != nil {
 			return err
 		}
-		b := make([]byte, n+2)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return err
-		}
-		if infoField(string(b), "version") == v {
+		if infoField(info, "version") == v {
 			return nil
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("bench: server never reported version %s", v)
+}
+
+// info returns INFO section of the server at addr.
+func info(addr, section string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return infoOn(c, bufio.NewReader(c), section)
+}
+
+// infoOn sends INFO section on c and reads the reply from r.
+func infoOn(c net.Conn, r *bufio.Reader, section string) (string, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(appendBulk(appendBulk(appendArrayHeader(nil, 2), "INFO"), section)); err != nil {
+		return "", err
+	}
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "$") {
+		return "", fmt.Errorf("bench: INFO: %q %v", line, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // infoField returns the value of name in an INFO reply.

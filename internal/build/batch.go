@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/binary"
@@ -44,6 +43,10 @@ type batch struct {
 	used      int64 // capacity of the chunks and entry indexes
 	budget    int64
 	chunkSize int
+	tmp       []entry // the radix sort's scratch
+	// arena holds the chunks of chunkSize (nil: the Go heap); free releases
+	// it once nothing reads the batch any more.
+	arena *arena
 }
 
 // bucket is one range of order prefixes of a batch.
@@ -63,7 +66,24 @@ func newBatch(budget int64) *batch {
 	if nb == 1 {
 		cs = int(min(8<<20, max(64<<10, budget/16)))
 	}
-	return &batch{buckets: make([]bucket, nb), shift: uint(64 - bits.Len(uint(nb-1))), budget: budget, chunkSize: cs}
+	return &batch{buckets: make([]bucket, nb), shift: uint(64 - bits.Len(uint(nb-1))), budget: budget, chunkSize: cs, arena: newArena(budget)}
+}
+
+// free releases the batch's chunk memory; the batch must not be used again.
+func (b *batch) free() {
+	b.arena.free()
+	b.buckets = nil
+}
+
+// chunk returns an empty chunk of capacity size: from the arena if it is
+// a regular chunk and there is room, else from the heap.
+func (b *batch) chunk(size int) []byte {
+	if size == b.chunkSize {
+		if c := b.arena.alloc(size); c != nil {
+			return c
+		}
+	}
+	return make([]byte, 0, size)
 }
 
 func (b *batch) empty() bool { return b.n == 0 }
@@ -93,7 +113,7 @@ func (b *batch) reserve(bk *bucket, need int) (ci int, ok bool) {
 	if b.used+int64(size) > b.budget && b.n > 0 {
 		return 0, false
 	}
-	bk.chunks = append(bk.chunks, make([]byte, 0, size))
+	bk.chunks = append(bk.chunks, b.chunk(size))
 	b.used += int64(size)
 	bk.cur = len(bk.chunks) - 1
 	return bk.cur, true
@@ -175,6 +195,21 @@ func (bk *bucket) kv(e *entry) (key, value []byte) {
 	return c[off:end:end], c[end : end+int(e.vlen) : end+int(e.vlen)]
 }
 
+// raw returns e's bytes in its chunk: key, value and the two source varints.
+func (bk *bucket) raw(e *entry) []byte {
+	c := bk.chunks[e.loc>>32]
+	off := int(uint32(e.loc))
+	end := off + int(e.klen) + int(e.vlen)
+	// The source is two uvarints: each ends at a byte below 0x80.
+	for range 2 {
+		for c[end] >= 0x80 {
+			end++
+		}
+		end++
+	}
+	return c[off:end]
+}
+
 // src returns the input file index and line of e.
 func (bk *bucket) src(e *entry) (file uint32, line int64) {
 	c := bk.chunks[e.loc>>32]
@@ -187,28 +222,79 @@ func (bk *bucket) src(e *entry) (file uint32, line int64) {
 // sort orders each bucket's entries by Pebble key, then by input position,
 // so that duplicates meet in input order. Buckets are ranges of order
 // prefixes in order, so the buckets one after the other are sorted.
+//
+// A bucket is sorted by one radix pass on the 8 bits of the order prefix
+// below the bucket's, then each of the 256 small groups by insertion sort
+// (prefixes are hashes, so the groups are even; a large one, from many
+// equal prefixes, is sorted by comparison).
 func (b *batch) sort() {
 	for i := range b.buckets {
 		bk := &b.buckets[i]
-		slices.SortFunc(bk.entries, func(x, y entry) int {
-			if x.order != y.order {
-				if x.order < y.order {
-					return -1
-				}
-				return 1
+		es := bk.entries
+		if len(es) < 64 {
+			bk.insertionSort(es)
+			continue
+		}
+		if cap(b.tmp) < len(es) {
+			b.tmp = make([]entry, len(es))
+		}
+		tmp := b.tmp[:len(es)]
+		var count [257]int
+		up := 64 - b.shift // bits of the bucket number, above the digit
+		for j := range es {
+			count[(es[j].order<<up>>56)+1]++
+		}
+		for d := 1; d < len(count); d++ {
+			count[d] += count[d-1]
+		}
+		next := count
+		for j := range es {
+			d := es[j].order << up >> 56
+			tmp[next[d]] = es[j]
+			next[d]++
+		}
+		copy(es, tmp)
+		for d := range 256 {
+			g := es[count[d]:count[d+1]]
+			if len(g) <= 48 {
+				bk.insertionSort(g)
+			} else {
+				slices.SortFunc(g, bk.compare)
 			}
-			kx, _ := bk.kv(&x)
-			ky, _ := bk.kv(&y)
-			if c := bytes.Compare(kx, ky); c != 0 {
-				return c
-			}
-			fx, lx := bk.src(&x)
-			fy, ly := bk.src(&y)
-			if c := cmp.Compare(fx, fy); c != 0 {
-				return c
-			}
-			return cmp.Compare(lx, ly)
-		})
+		}
+	}
+}
+
+// compare orders entries of bk by Pebble key, then input position.
+func (bk *bucket) compare(x, y entry) int {
+	if x.order != y.order {
+		if x.order < y.order {
+			return -1
+		}
+		return 1
+	}
+	kx, _ := bk.kv(&x)
+	ky, _ := bk.kv(&y)
+	if c := bytes.Compare(kx, ky); c != 0 {
+		return c
+	}
+	fx, lx := bk.src(&x)
+	fy, ly := bk.src(&y)
+	if c := cmp.Compare(fx, fy); c != 0 {
+		return c
+	}
+	return cmp.Compare(lx, ly)
+}
+
+func (bk *bucket) insertionSort(es []entry) {
+	for i := 1; i < len(es); i++ {
+		e := es[i]
+		j := i
+		for j > 0 && (e.order < es[j-1].order || e.order == es[j-1].order && bk.compare(e, es[j-1]) < 0) {
+			es[j] = es[j-1]
+			j--
+		}
+		es[j] = e
 	}
 }
 
@@ -220,7 +306,7 @@ func (b *batch) reset() {
 			if cap(bk.chunks[j]) > b.chunkSize {
 				// An oversized record's chunk is not kept.
 				b.used -= int64(cap(bk.chunks[j]) - b.chunkSize)
-				bk.chunks[j] = make([]byte, 0, b.chunkSize)
+				bk.chunks[j] = b.chunk(b.chunkSize)
 			}
 			bk.chunks[j] = bk.chunks[j][:0]
 		}
@@ -254,9 +340,10 @@ func (b *batch) spill(dir string, seq int, pl *plan) (*run, error) {
 		return nil, fmt.Errorf("build: spill: %w", err)
 	}
 	r := &run{path: path, file: f, parts: make([]span, len(pl.parts))}
-	w := bufio.NewWriterSize(f, 1<<20)
+	// A spilled record is the chunk's bytes (key, value, source varints)
+	// after the key and value lengths: one copy per record, into buf.
+	buf := make([]byte, 0, 1<<20)
 	var off int64
-	var hdr [2 * binary.MaxVarintLen64]byte
 	for bi := range b.buckets {
 		bk := &b.buckets[bi]
 		for i := range bk.entries {
@@ -265,23 +352,24 @@ func (b *batch) spill(dir string, seq int, pl *plan) (*run, error) {
 			if r.parts[p].n == 0 {
 				r.parts[p].off = off
 			}
-			key, value, file, line := bk.record(e)
-			h := binary.PutUvarint(hdr[:], uint64(len(key)))
-			h += binary.PutUvarint(hdr[h:], uint64(len(value)))
-			w.Write(hdr[:h])
-			w.Write(key)
-			w.Write(value)
-			h = binary.PutUvarint(hdr[:], uint64(file))
-			h += binary.PutUvarint(hdr[h:], uint64(line))
-			w.Write(hdr[:h])
-			n := int64(h) + int64(len(key)) + int64(len(value))
-			n += int64(uvarintLen(uint64(len(key))) + uvarintLen(uint64(len(value))))
-			off += n
+			rec := bk.raw(e)
+			if len(buf)+len(rec)+2*binary.MaxVarintLen32 > cap(buf) && len(buf) > 0 {
+				if _, err := f.Write(buf); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("build: spill %s: %w", path, err)
+				}
+				buf = buf[:0]
+			}
+			n := len(buf)
+			buf = binary.AppendUvarint(buf, uint64(e.klen))
+			buf = binary.AppendUvarint(buf, uint64(e.vlen))
+			buf = append(buf, rec...)
+			off += int64(len(buf) - n)
 			r.parts[p].n++
-			r.parts[p].bytes += n
+			r.parts[p].bytes += int64(len(buf) - n)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("build: spill %s: %w", path, err)
 	}

@@ -320,7 +320,13 @@ func build(ctx context.Context, opts Options) (total *store.Meta, metas []*store
 	// collects harder instead of letting the heap double past it.
 	// (Not below 64 MiB: the runtime alone needs some, and a limit it cannot
 	// meet makes the collector run without pause.)
-	prev := debug.SetMemoryLimit(max(opts.Memory/8*7, 64<<20))
+	// The sort buffers' chunks live outside the Go heap where arenas are
+	// supported: the heap's limit is then what is left of the budget.
+	limit := opts.Memory / 8 * 7
+	if arenaOffHeap {
+		limit = max(limit-sortBudget(opts.Memory), opts.Memory/4)
+	}
+	prev := debug.SetMemoryLimit(max(limit, 64<<20))
 	defer debug.SetMemoryLimit(prev)
 
 	log := opts.Logger
@@ -490,6 +496,10 @@ func (bl *builder) closeRuns() {
 			r.file.Close()
 			r.file = nil
 		}
+		if r != nil && r.mem != nil {
+			r.mem.free()
+			r.mem = nil
+		}
 	}
 }
 
@@ -549,10 +559,13 @@ func (bl *builder) spills() int {
 	return bl.nspills
 }
 
+// sortBudget is the part of the memory budget for the parse workers' sort
+// buffers.
+func sortBudget(memory int64) int64 { return memory / 8 * 5 }
+
 // parse reads every input with Workers workers, each encoding records into
 // its own batch and spilling sorted runs when its share of the budget is full.
 func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) error {
-	sortBudget := bl.opts.Memory / 8 * 5
 	// A job is a file, or a range of a large splittable one. Largest first,
 	// so the workers finish together. The order of work does not matter
 	// for --on-duplicate: records carry their position in input order.
@@ -571,7 +584,7 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 	}
 	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(b.size, a.size) })
 	workers := min(bl.opts.Workers, len(jobs))
-	perWorker := sortBudget / int64(workers)
+	perWorker := sortBudget(bl.opts.Memory) / int64(workers)
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	for range workers {
@@ -579,6 +592,12 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 		go func() {
 			defer wg.Done()
 			b := newBatch(perWorker)
+			kept := false
+			defer func() {
+				if !kept {
+					b.free()
+				}
+			}()
 			for {
 				j := int(next.Add(1) - 1)
 				if j >= len(jobs) || ctx.Err() != nil {
@@ -591,6 +610,7 @@ func (bl *builder) parse(ctx context.Context, cancel context.CancelCauseFunc) er
 			}
 			if !b.empty() && ctx.Err() == nil {
 				bl.addRun(b.keep(bl.plan))
+				kept = true
 			}
 		}()
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -116,6 +117,11 @@ func (d *diskIter) src() (uint32, int64)  { return d.f, d.l }
 func (d *diskIter) order() uint64         { return binary.BigEndian.Uint64(d.k) }
 func (d *diskIter) err() error            { return d.e }
 
+// newSectionReader reads n bytes of f at off, buffered.
+func newSectionReader(f *os.File, off, n int64) *bufio.Reader {
+	return bufio.NewReaderSize(io.NewSectionReader(f, off, n), 64<<10)
+}
+
 // mergeHeap orders iterators by their current record: key, then input position.
 type mergeHeap []iterator
 
@@ -200,8 +206,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 		if r.mem != nil {
 			it = &memIter{b: r.mem, bi: int(sp.off >> 32), i: int(uint32(sp.off)), left: sp.n}
 		} else {
-			sr := io.NewSectionReader(r.file, sp.off, sp.bytes)
-			it = &diskIter{path: r.path, r: bufio.NewReaderSize(sr, 64<<10), left: sp.n}
+			it = &diskIter{path: r.path, r: newSectionReader(r.file, sp.off, sp.bytes), left: sp.n}
 		}
 		if !it.next() {
 			if err := it.err(); err != nil {

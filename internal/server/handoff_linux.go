@@ -3,6 +3,7 @@
 package server
 
 import (
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,6 +65,9 @@ func (ep *epConn) handOver(c *conn) {
 	l := ep.fc.l
 	if l.busy.CompareAndSwap(ep.start, -1) {
 		go l.takeover(c)
+		// Let the loop's new goroutine in at once (with one P it would
+		// otherwise wait for this one to be preempted).
+		runtime.Gosched()
 	}
 }
 
@@ -116,6 +120,10 @@ func (l *loop) takeBack(h handback) {
 	c := h.c
 	ep := c.ep
 	ep.away = false
+	if h.st == stClose {
+		l.close(c)
+		return
+	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ep.fc.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ep.fc.fd)}); err != nil {
 		c.logger().Warn("epoll_ctl", zap.Error(err))
 		l.close(c)

@@ -350,3 +350,38 @@ func TestWarmBlocks(t *testing.T) {
 		t.Fatalf("second warm-up loaded %d blocks: %v", again, err)
 	}
 }
+
+func TestSearchPrefixes(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 100, 1000, 20000} {
+		for _, skew := range []bool{false, true} {
+			p := make([]uint64, n)
+			for i := range p {
+				v := r.Uint64()
+				if skew {
+					// Clustered values and duplicates: interpolation guesses
+					// badly and the galloping must still bracket.
+					v = uint64(r.IntN(50)) << 58
+					if i%3 == 0 {
+						v = r.Uint64() >> 40
+					}
+				}
+				p[i] = v
+			}
+			slices.Sort(p)
+			probes := []uint64{0, 1, ^uint64(0)}
+			for range 2000 {
+				probes = append(probes, r.Uint64())
+			}
+			for _, v := range p {
+				probes = append(probes, v, v-1, v+1)
+			}
+			for _, o := range probes {
+				want, _ := slices.BinarySearch(p, o)
+				if got := searchPrefixes(p, o); got != want {
+					t.Fatalf("n=%d skew=%v: searchPrefixes(%d) = %d, want %d", n, skew, o, got, want)
+				}
+			}
+		}
+	}
+}

@@ -36,6 +36,10 @@ func TestBatchSortAndSpill(t *testing.T) {
 				// keys (duplicates) meet; long values in some.
 				key := []byte(fmt.Sprintf("key-%d", rng.IntN(tc.keys)))
 				rec := input.Record{Key: key, Kind: input.KindString, Value: bytes.Repeat([]byte{'v'}, rng.IntN(300)), Line: int64(rng.IntN(1 << 40))}
+				if rng.IntN(200) == 0 {
+					// Larger than the disk iterator's buffer: read by copying.
+					rec.Value = bytes.Repeat([]byte{'w'}, 64<<10+rng.IntN(5000))
+				}
 				if rng.IntN(3) == 0 {
 					rec.Kind, rec.Value = input.KindHash, nil
 					rec.Hash = []input.Field{{Name: []byte("f"), Value: []byte(fmt.Sprint(n))}}

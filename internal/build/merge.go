@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -76,6 +75,9 @@ func (d *diskIter) next() bool {
 		return false
 	}
 	d.left--
+	if d.nextBuffered() {
+		return true
+	}
 	klen, err := binary.ReadUvarint(d.r)
 	if err != nil {
 		return d.fail(err)
@@ -104,6 +106,46 @@ func (d *diskIter) next() bool {
 	return true
 }
 
+// nextBuffered reads the next record in place, its key and value slices of
+// the reader's buffer (valid until the next read), when it fits the buffer:
+// false (having read nothing) otherwise, or on any irregularity, which the
+// copying path then reads or reports.
+func (d *diskIter) nextBuffered() bool {
+	const maxHdr = 2 * binary.MaxVarintLen64
+	if d.r.Buffered() < maxHdr {
+		d.r.Peek(maxHdr) // fills the buffer; short at the end of the run
+	}
+	b, _ := d.r.Peek(d.r.Buffered())
+	klen, n1 := binary.Uvarint(b)
+	if n1 <= 0 || klen > uint64(d.r.Size()) {
+		return false
+	}
+	vlen, n2 := binary.Uvarint(b[n1:])
+	if n2 <= 0 || vlen > uint64(d.r.Size()) {
+		return false
+	}
+	body := n1 + n2 + int(klen) + int(vlen)
+	if body+maxHdr > len(b) && body+maxHdr <= d.r.Size() {
+		d.r.Peek(body + maxHdr)
+		b, _ = d.r.Peek(d.r.Buffered())
+	}
+	if body > len(b) {
+		return false
+	}
+	f, n3 := binary.Uvarint(b[body:])
+	if n3 <= 0 {
+		return false
+	}
+	l, n4 := binary.Uvarint(b[body+n3:])
+	if n4 <= 0 {
+		return false
+	}
+	kv := b[n1+n2 : body : body]
+	d.k, d.v, d.f, d.l = kv[:klen:klen], kv[klen:], uint32(f), int64(l)
+	d.r.Discard(body + n3 + n4)
+	return true
+}
+
 func (d *diskIter) fail(err error) bool {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -122,34 +164,54 @@ func newSectionReader(f *os.File, off, n int64) *bufio.Reader {
 	return bufio.NewReaderSize(io.NewSectionReader(f, off, n), 64<<10)
 }
 
-// mergeHeap orders iterators by their current record: key, then input position.
-type mergeHeap []iterator
+// mergeHeap orders iterators by their current record: key, then input
+// position. Each item caches its iterator's order prefix, which decides
+// almost every comparison without an interface call or touching key bytes.
+type mergeHeap []heapItem
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	// The order prefix decides almost always, without touching key bytes.
-	if oi, oj := h[i].order(), h[j].order(); oi != oj {
+type heapItem struct {
+	order uint64
+	it    iterator
+}
+
+func (h mergeHeap) less(i, j int) bool {
+	if oi, oj := h[i].order, h[j].order; oi != oj {
 		return oi < oj
 	}
-	ki, _ := h[i].cur()
-	kj, _ := h[j].cur()
+	ki, _ := h[i].it.cur()
+	kj, _ := h[j].it.cur()
 	if c := bytes.Compare(ki, kj); c != 0 {
 		return c < 0
 	}
-	fi, li := h[i].src()
-	fj, lj := h[j].src()
+	fi, li := h[i].it.src()
+	fj, lj := h[j].it.src()
 	if c := cmp.Compare(fi, fj); c != 0 {
 		return c < 0
 	}
 	return li < lj
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(iterator)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h mergeHeap) down(i int) {
+	for {
+		j := 2*i + 1
+		if j >= len(h) {
+			return
+		}
+		if r := j + 1; r < len(h) && h.less(r, j) {
+			j = r
+		}
+		if !h.less(j, i) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+}
+
+func (h mergeHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
 }
 
 // partStats are the counts of what one partition wrote.
@@ -214,9 +276,9 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 			}
 			continue
 		}
-		h = append(h, it)
+		h = append(h, heapItem{it.order(), it})
 	}
-	heap.Init(&h)
+	h.init()
 
 	var tw *store.TableWriter
 	var tableBytes int64
@@ -306,7 +368,7 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 		if n++; n&0xffff == 0 && ctx.Err() != nil {
 			return st, context.Cause(ctx)
 		}
-		it := h[0]
+		it := h[0].it
 		k, _ := it.cur()
 		switch {
 		case !held:
@@ -333,13 +395,15 @@ func (bl *builder) mergePartition(ctx context.Context, p int) (partStats, error)
 			}
 		}
 		if it.next() {
-			heap.Fix(&h, 0)
+			h[0].order = it.order()
 		} else {
 			if err := it.err(); err != nil {
 				return st, err
 			}
-			heap.Pop(&h)
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
 		}
+		h.down(0)
 	}
 	if held {
 		if err := write(); err != nil {

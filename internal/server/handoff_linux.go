@@ -30,10 +30,14 @@ import (
 // back through the loop's mailbox.
 
 // stallAfter is how long a batch may run on a loop before the watchdog
-// hands the loop over; stallCheck how often the watchdog looks.
+// hands the loop over; stallCheck how often the watchdog looks while a loop
+// is busy. While every loop is seen idle it looks less and less often, up
+// to stallCheckIdle (an idle server should not wake up 200 times a
+// second): a stall that begins then is found within stallCheckIdle.
 const (
-	stallAfter = 10 * time.Millisecond
-	stallCheck = 5 * time.Millisecond
+	stallAfter     = 10 * time.Millisecond
+	stallCheck     = 5 * time.Millisecond
+	stallCheckIdle = 80 * time.Millisecond
 )
 
 var monoEpoch = time.Now()
@@ -75,7 +79,8 @@ func (ep *epConn) handOver(c *conn) {
 // for stallAfter.
 func (e *epollEngine) watch() {
 	defer close(e.watched)
-	t := time.NewTicker(stallCheck)
+	every := stallCheck
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -84,13 +89,22 @@ func (e *epollEngine) watch() {
 		case <-t.C:
 		}
 		now := monotime()
+		busy := false
 		for _, l := range e.loops {
-			if b := l.busy.Load(); b > 0 && now-b >= int64(stallAfter) && l.busy.CompareAndSwap(b, -1) {
+			b := l.busy.Load()
+			busy = busy || b != 0
+			if b > 0 && now-b >= int64(stallAfter) && l.busy.CompareAndSwap(b, -1) {
 				// The CAS won: the loop's goroutine is still in the batch
 				// of b, and l.cur is its connection.
 				go l.takeover(l.cur)
 			}
 		}
+		if busy {
+			every = stallCheck
+		} else {
+			every = min(2*every, stallCheckIdle)
+		}
+		t.Reset(every)
 	}
 }
 

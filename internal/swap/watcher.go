@@ -336,10 +336,12 @@ func (w *Watcher) openAndValidate(m *manifest.Manifest, dir string) (*store.DB, 
 	}
 	var blocks int
 	var blockBytes int64
-	if err == nil && w.opts.Cache != nil {
+	if err == nil && w.opts.Cache != nil && w.cur.Live() {
 		// Then the rest of the version in key order, up to half the cache
 		// (the live version keeps the other half meanwhile), within WarmMax
-		// and before a coordinated activation time.
+		// and before a coordinated activation time. Not for a first version:
+		// with nothing live yet, serving at once beats serving warm (a
+		// restart answers within the start-up target, docs/BENCHMARKS.md).
 		deadline := warmStart.Add(w.opts.WarmMax)
 		if m.ActivateAt != nil && m.ActivateAt.Add(-50*time.Millisecond).Before(deadline) {
 			deadline = m.ActivateAt.Add(-50 * time.Millisecond)

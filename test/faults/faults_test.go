@@ -152,9 +152,9 @@ func waitReady(t *testing.T, s *harness.Server, want bool, timeout time.Duration
 // naming the damage. A syncer started again finds the damaged copy,
 // reinstalls it, the server reopens it, and every key reads right.
 //
-// The server runs without a block cache: with one, the warm-up reads this
-// small version's every block into memory before it goes live, and reads
-// keep answering right from the cache whatever happens to the file.
+// The server runs without a block cache: with one, blocks read before the
+// truncation (this small version fits in a few) keep answering right from
+// the cache whatever happens to the file.
 func TestTruncatedSSTable(t *testing.T) {
 	p := newPodServer(t, "", []string{"--cache-bytes", "0"})
 	p.stopSyncer()

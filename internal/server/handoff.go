@@ -19,6 +19,13 @@ const (
 // mayRunLong reports whether args is a command that can run long enough
 // to stall the other connections of an event loop.
 func mayRunLong(c *conn, args [][]byte) bool {
+	if c.multi && !foldEq(args[0], "exec") {
+		return false // only queued
+	}
+	return longCommand(c, args)
+}
+
+func longCommand(c *conn, args [][]byte) bool {
 	if len(args) > longArgs {
 		return true
 	}
@@ -35,7 +42,7 @@ func mayRunLong(c *conn, args [][]byte) bool {
 				return true
 			}
 			for _, q := range c.queue {
-				if mayRunLong(c, q) {
+				if longCommand(c, q) {
 					return true
 				}
 			}

@@ -354,6 +354,10 @@ func TestMayRunLong(t *testing.T) {
 			t.Errorf("mayRunLong(%.40q) = %v, want %v", tc.args, got, tc.want)
 		}
 	}
+	c.multi = true
+	if mayRunLong(c, [][]byte{[]byte("KEYS"), []byte("*")}) {
+		t.Error("KEYS queued by MULTI is long")
+	}
 	c.queue = [][][]byte{{[]byte("GET"), []byte("k")}}
 	if mayRunLong(c, [][]byte{[]byte("EXEC")}) {
 		t.Error("EXEC of a GET is long")

@@ -38,7 +38,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs.StringVar(&cfg.Addr, "addr", DefaultAddr, "address to listen on (port 0 picks a free port; the log line \"listening\" has the actual one)")
 	fs.StringVar(&root, "root", "", "shared volume the syncer installs versions into: serve the version its manifest names, and swap live when it changes")
 	fs.DurationVar(&pollInterval, "poll-interval", time.Second, "with --root: how often to re-read the manifest besides fsnotify events")
-	warmMax, warmShare := 5*time.Second, 0.5
+	warmMax, warmShare := 10*time.Second, 0.2
 	fs.DurationVar(&warmMax, "warm-max", warmMax, "with --root: longest warm-up of a new version's blocks into the cache before it goes live")
 	fs.Float64Var(&warmShare, "warm-share", warmShare, "with --root: part of one CPU the warm-up of a new version may use (0-1)")
 	fs.StringVar(&dataset, "dataset", "", "built dataset version directory to serve as it is (development, tests)")

@@ -226,16 +226,22 @@ func (x *pointIndex) sepStart(i int) uint32 {
 	return x.sepEnd[i-1]
 }
 
-// bufPool holds the buffers blocks are read and decompressed into: the
-// decoded dataBlock copies what it keeps, so these are reused.
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+// rawPool holds the buffers blocks are read into, bufPool those they are
+// decompressed into: the decoded dataBlock copies what it keeps, so both are
+// reused.
+var rawPool, bufPool = sync.Pool{New: func() any { return new([]byte) }}, sync.Pool{New: func() any { return new([]byte) }}
 
 // readBlock reads the block at off (length n, without trailer) of table ti,
 // verifies its checksum and returns it decompressed, in *buf if it fits
 // (buf may be nil).
 func (x *pointIndex) readBlock(ti uint32, off uint64, n uint64, buf *[]byte) ([]byte, error) {
 	t := &x.tables[ti]
-	raw := make([]byte, n+block.TrailerLen)
+	rp := rawPool.Get().(*[]byte)
+	defer rawPool.Put(rp)
+	if uint64(cap(*rp)) < n+block.TrailerLen {
+		*rp = make([]byte, n+block.TrailerLen)
+	}
+	raw := (*rp)[:n+block.TrailerLen]
 	if err := t.readable.ReadAt(context.Background(), raw, int64(off)); err != nil {
 		return nil, fmt.Errorf("read %s at %d: %w", t.name, off, err)
 	}
@@ -246,7 +252,18 @@ func (x *pointIndex) readBlock(ti uint32, off uint64, n uint64, buf *[]byte) ([]
 	ci := block.CompressionIndicator(raw[n])
 	data := raw[:n]
 	if ci == block.NoCompressionIndicator {
-		return data, nil
+		// raw goes back to its pool: hand out a copy.
+		out := data
+		if buf != nil && uint64(cap(*buf)) >= n {
+			out = (*buf)[:n]
+		} else {
+			out = make([]byte, n)
+			if buf != nil {
+				*buf = out
+			}
+		}
+		copy(out, data)
+		return out, nil
 	}
 	dn, err := block.DecompressedLen(ci, data)
 	if err != nil {

@@ -385,3 +385,30 @@ func TestSearchPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLoadBlock reads, checks, decompresses and decodes the data blocks
+// of the version named by BATCHKV_STORE_BENCH_DIR, one per op, caching none:
+// the cost of a block-cache miss and of warming a version block by block.
+func BenchmarkLoadBlock(b *testing.B) {
+	dir := os.Getenv("BATCHKV_STORE_BENCH_DIR")
+	if dir == "" {
+		b.Skip("set BATCHKV_STORE_BENCH_DIR to a built version")
+	}
+	db, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	x := db.idx
+	bp := new([]byte)
+	for i := 0; b.Loop(); i++ {
+		h := x.handles[i%len(x.handles)]
+		data, err := x.readBlock(h.table, h.off, uint64(h.len), bp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := decodeBlock(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -61,3 +61,4 @@ func BenchmarkGetBuilt(b *testing.B) {
 		c.Close()
 	}
 }
+

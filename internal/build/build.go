@@ -83,8 +83,10 @@ type Options struct {
 	// DefaultMemory. Five eighths go to sort buffers (encoded records and
 	// their index); the rest covers readers' and writers' buffers, Parquet
 	// pages, sstable writers and the garbage collector's headroom. The Go
-	// runtime's soft memory limit is set to seven eighths of Memory, so that
-	// garbage is collected before the process grows past the budget.
+	// runtime's soft memory limit is set to seven eighths of Memory, less the
+	// sort buffers' record chunks where those live outside the Go heap (an
+	// arena on Linux), and at least a quarter of Memory, so that garbage is
+	// collected before the process grows past the budget.
 	Memory int64
 	// OnDuplicate: default DuplicateFail.
 	OnDuplicate Duplicate

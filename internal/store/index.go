@@ -278,7 +278,7 @@ func (x *pointIndex) readBlock(ti uint32, off uint64, n uint64, buf *[]byte) ([]
 			*buf = out
 		}
 	}
-	if err := block.DecompressInto(ci, data, out); err != nil {
+	if err := decompress(ci, data, out); err != nil {
 		return nil, fmt.Errorf("%s block at %d: %w", t.name, off, err)
 	}
 	return out, nil

@@ -61,4 +61,3 @@ func BenchmarkGetBuilt(b *testing.B) {
 		c.Close()
 	}
 }
-

@@ -53,7 +53,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	fs.IntVar(&cfg.MaxKeysReply, "max-keys-reply", DefaultMaxKeysReply, "most keys one KEYS command may return (beyond: an error; use SCAN)")
 	fs.Int64Var(&cacheBytes, "cache-bytes", cacheBytes, "block cache size in bytes, shared by every open version")
 	fs.StringVar(&metricsAddr, "metrics-addr", metrics.DefaultServerAddr, "HOST:PORT serving /metrics, /healthz and /readyz (empty: none)")
-	fs.StringVar(&cfg.IO, "io", DefaultIO, "I/O engine: goroutine (one goroutine per connection) or epoll (event loops, Linux: a little less CPU per request, but a long command such as KEYS stalls the other clients of its loop); TLS connections always use goroutines")
+	fs.StringVar(&cfg.IO, "io", DefaultIO, "I/O engine: epoll (event loops, Linux, the default: less CPU per request; a long command runs off its loop) or goroutine (one goroutine per connection); TLS connections always use goroutines")
 	fs.BoolVar(&pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	fs.DurationVar(&drain, "shutdown-drain", 5*time.Second, "on SIGTERM: fail /readyz at once and keep serving this long (so the pod leaves the Service's endpoints), then shut down")
 	var clusterOpts clusterOptions

@@ -6,10 +6,10 @@
 // for the whole batch, run the batch appending replies to one output buffer,
 // release the version and write once. So every read of one command, one
 // pipeline batch and one MULTI…EXEC block sees one version (SPEC §2), and a
-// pipeline costs one syscall per batch. By default each connection has its
-// own goroutine (conn.go's serve); with --io epoll (Linux) plain TCP
-// connections are served by event loops instead (epoll_linux.go; see
-// DefaultIO for why that is not the default). TLS always uses goroutines.
+// pipeline costs one syscall per batch. By default (Linux) plain TCP
+// connections are served by event loops (epoll_linux.go, with long commands
+// run off the loop by handoff_linux.go); with --io goroutine, and for TLS,
+// each connection has its own goroutine (conn.go's serve).
 package server
 
 import (

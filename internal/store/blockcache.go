@@ -44,8 +44,8 @@ type CacheStats struct {
 	// limit; Blocks is their number.
 	BlockBytes, BlockBudget int64
 	Blocks                  int
-	// Loads counts blocks read from disk into the cache, Evictions the blocks
-	// dropped to stay within the budget.
+	// Loads counts blocks read from disk (and decoded) for the cache,
+	// Evictions the blocks dropped to stay within the budget.
 	Loads, Evictions int64
 	// PebbleBytes is the memory in use by Pebble's block cache, PebbleBudget
 	// its limit.
@@ -99,7 +99,6 @@ type cacheEntry struct {
 // add accounts for a block just published in x.blocks[i], evicting others
 // (or itself) to stay within the budget.
 func (c *blockCache) add(x *pointIndex, i int, b *dataBlock) {
-	c.loads.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if x.closed {

@@ -62,6 +62,18 @@ type pointIndex struct {
 
 	blocks []atomic.Pointer[dataBlock]
 	closed bool // set under cache.mu by drop
+
+	// loading holds the block loads in flight, so that readers missing the
+	// same block wait for one read and decompression instead of each doing
+	// it (a burst of clients on a block just evicted, or a huge value's).
+	loadMu  sync.Mutex
+	loading map[int]*blockLoad
+}
+
+type blockLoad struct {
+	done chan struct{}
+	b    *dataBlock
+	err  error
 }
 
 type indexTable struct {
@@ -416,9 +428,31 @@ func searchPrefixes(p []uint64, order uint64) int {
 
 func (x *pointIndex) sep(i int) []byte { return x.seps[x.sepStart(i):x.sepEnd[i]] }
 
-// load reads, decodes and caches block i. Two readers missing the same block
-// at once both read it; the first to publish wins and the other uses its.
+// load reads, decodes and caches block i; readers missing the same block at
+// once share one load.
 func (x *pointIndex) load(i int) (*dataBlock, error) {
+	x.loadMu.Lock()
+	if l, ok := x.loading[i]; ok {
+		x.loadMu.Unlock()
+		<-l.done
+		return l.b, l.err
+	}
+	if x.loading == nil {
+		x.loading = make(map[int]*blockLoad)
+	}
+	l := &blockLoad{done: make(chan struct{})}
+	x.loading[i] = l
+	x.loadMu.Unlock()
+	l.b, l.err = x.loadOnce(i)
+	x.loadMu.Lock()
+	delete(x.loading, i)
+	x.loadMu.Unlock()
+	close(l.done)
+	return l.b, l.err
+}
+
+func (x *pointIndex) loadOnce(i int) (*dataBlock, error) {
+	x.cache.loads.Add(1)
 	h := x.handles[i]
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)

@@ -412,3 +412,35 @@ func BenchmarkLoadBlock(b *testing.B) {
 		}
 	}
 }
+
+// Readers that miss the same block at once share one load: a block holding
+// an 8 MiB value takes long enough to decode that they all arrive meanwhile.
+func TestConcurrentMissesShareOneLoad(t *testing.T) {
+	big := AppendString(nil, bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16))
+	entries := []rawEntry{{AppendKey(nil, []byte("big")), big}, {AppendKey(nil, []byte("small")), AppendString(nil, []byte("1"))}}
+	dir := writeTables(t, entries, 1)
+	c := NewCache(256 << 20)
+	defer c.Close()
+	db := openWith(t, dir, c)
+	defer db.Close()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v, cl, err := db.Get([]byte("big"))
+			if err != nil || len(v.Data) != 8<<20 {
+				t.Errorf("Get(big) = %d bytes, %v", len(v.Data), err)
+				return
+			}
+			cl.Close()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if st := c.Stats(); st.Loads != 1 {
+		t.Fatalf("%d loads of the block for 8 concurrent readers, want 1", st.Loads)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -495,7 +496,10 @@ func decodeBlock(data []byte) (b *dataBlock, err error) {
 	if err := it.Init(&dec, block.NoTransforms); err != nil {
 		return nil, err
 	}
-	b = &dataBlock{data: make([]byte, 0, len(data))}
+	// Two passes: the first checks every entry and sizes the block, so the
+	// second fills allocations of exactly the right size (what the cache
+	// accounts for is what the heap holds).
+	n, size := 0, 0
 	for kv := it.First(); kv != nil; kv = it.Next() {
 		if k := kv.K.Kind(); k != pebble.InternalKeyKindSet && k != pebble.InternalKeyKindSetWithDelete {
 			return nil, fmt.Errorf("%w: key of kind %s in a data block", ErrCorrupt, k)
@@ -503,10 +507,21 @@ func decodeBlock(data []byte) (b *dataBlock, err error) {
 		if !kv.V.IsInPlaceValue() {
 			return nil, fmt.Errorf("%w: value stored outside its data block", ErrCorrupt)
 		}
-		uk := kv.K.UserKey
-		if len(uk) < PrefixLen {
+		if len(kv.K.UserKey) < PrefixLen {
 			return nil, fmt.Errorf("%w: short key", ErrCorrupt)
 		}
+		n++
+		size += len(kv.K.UserKey) - PrefixLen + len(kv.V.InPlaceValue())
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if size > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: data block of %d bytes decoded", ErrCorrupt, size)
+	}
+	b = &dataBlock{data: make([]byte, 0, size), entries: make([]blockEntry, 0, n)}
+	for kv := it.First(); kv != nil; kv = it.Next() {
+		uk := kv.K.UserKey
 		e := blockEntry{order: binary.BigEndian.Uint64(uk), key: uint32(len(b.data))}
 		b.data = append(b.data, uk[PrefixLen:]...)
 		e.value = uint32(len(b.data))
@@ -521,8 +536,9 @@ func decodeBlock(data []byte) (b *dataBlock, err error) {
 	if len(b.entries) == 0 {
 		return nil, fmt.Errorf("%w: empty data block", ErrCorrupt)
 	}
-	b.entries = slices.Clip(b.entries)
-	b.data = slices.Clip(b.data)
+	if len(b.entries) != n || len(b.data) != size {
+		return nil, fmt.Errorf("%w: data block changed between passes", ErrCorrupt)
+	}
 	b.first, b.last = b.entries[0].order, b.entries[len(b.entries)-1].order
 	b.size = int64(cap(b.data) + 24*cap(b.entries) + 96)
 	return b, nil

@@ -55,6 +55,19 @@ func TestPipelineAcrossFullSocket(t *testing.T) {
 		req = append(req, cmdBytes("GET", "big")...)
 		req = append(req, cmdBytes("ECHO", strconv.Itoa(i))...)
 	}
+	pipelineBigReplies(t, c, req, n, big, func(i int, r []byte) {
+		if want := "$" + strconv.Itoa(len(strconv.Itoa(i))) + "\r\n" + strconv.Itoa(i) + "\r\n"; string(r) != want {
+			t.Fatalf("reply %d: ECHO %q; want %q", i, r, want)
+		}
+	})
+}
+
+// pipelineBigReplies sends req and a QUIT from a goroutine (the replies back
+// up while it writes, filling the socket) and reads n pairs of replies: GET
+// big's, checked here, then one more passed to check with its index; then
+// QUIT's +OK and the end of the connection.
+func pipelineBigReplies(t *testing.T, c *client, req []byte, n int, big string, check func(i int, r []byte)) {
+	t.Helper()
 	req = append(req, cmdBytes("QUIT")...)
 	go func() {
 		c.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
@@ -74,9 +87,10 @@ func TestPipelineAcrossFullSocket(t *testing.T) {
 			t.Fatalf("reply %d: wrong GET reply %q...", i, buf[:20])
 		}
 		r, err := readReply(c.br)
-		if want := "$" + strconv.Itoa(len(strconv.Itoa(i))) + "\r\n" + strconv.Itoa(i) + "\r\n"; err != nil || string(r) != want {
-			t.Fatalf("reply %d: ECHO %q, %v; want %q", i, r, err, want)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
 		}
+		check(i, r)
 	}
 	if r, err := readReply(c.br); err != nil || string(r) != "+OK\r\n" {
 		t.Fatalf("QUIT: %q, %v", r, err)

@@ -9,11 +9,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,14 +27,10 @@ import (
 	"github.com/batchkv/batchkv/internal/redistest"
 )
 
-// syncerBinEnv names a prebuilt batchkv-syncer to use instead of building
-// ./cmd/syncer (as redistest.ServerBinEnv does for the server).
-const syncerBinEnv = "BATCHKV_TEST_SYNCER_BIN"
-
-// binaries are built once per test process by TestMain.
+// binaries are built once per test process by TestMain (redistest.Binary,
+// which honours $BATCHKV_TEST_SERVER_BIN and $BATCHKV_TEST_SYNCER_BIN).
 var binaries struct {
 	server, syncer string
-	dir            string // holds the syncer we built
 }
 
 func TestMain(m *testing.M) {
@@ -46,37 +42,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildAndRun builds batchkv-server (through redistest, which honours
-// $BATCHKV_TEST_SERVER_BIN) and batchkv-syncer concurrently, then runs the
-// tests.
+// buildAndRun builds batchkv-server and batchkv-syncer concurrently, then
+// runs the tests.
 func buildAndRun(m *testing.M) (int, error) {
 	defer redistest.Cleanup()
-	root, err := redistest.ModuleRoot()
-	if err != nil {
-		return 0, err
-	}
-	binaries.dir, err = os.MkdirTemp("", "batchkv-e2e-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(binaries.dir)
 	var serverErr, syncerErr error
-	var out []byte
 	var wg sync.WaitGroup
-	wg.Go(func() { binaries.server, serverErr = redistest.ServerBinary() })
-	if binaries.syncer = os.Getenv(syncerBinEnv); binaries.syncer == "" {
-		binaries.syncer = filepath.Join(binaries.dir, "batchkv-syncer")
-		cmd := exec.Command("go", "build", "-o", binaries.syncer, "./cmd/syncer")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, syncerErr = cmd.CombinedOutput()
-	}
+	wg.Go(func() { binaries.server, serverErr = redistest.Binary("server") })
+	wg.Go(func() { binaries.syncer, syncerErr = redistest.Binary("syncer") })
 	wg.Wait()
-	if serverErr != nil {
-		return 0, serverErr
-	}
-	if syncerErr != nil {
-		return 0, fmt.Errorf("go build ./cmd/syncer: %v\n%s", syncerErr, out)
+	if err := errors.Join(serverErr, syncerErr); err != nil {
+		return 0, err
 	}
 	return m.Run(), nil
 }

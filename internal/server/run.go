@@ -95,7 +95,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 	cache := store.NewCache(cacheBytes)
 	defer cache.Close()
 	cfg.Cache = cache.Stats
-	setMemoryLimit(cacheBytes, log)
+	setGCPercent(log)
 	var cur swap.Current
 	defer cur.Close()
 	// The watcher's goroutine is owned here: cancelled and waited for before
@@ -245,23 +245,19 @@ func liveDataset(cur *swap.Current, w *swap.Watcher) (metrics.Dataset, bool) {
 	return d, v != nil
 }
 
-// setMemoryLimit bounds the Go heap to the block cache plus headroom. The
-// point-lookup cache's blocks live on the Go heap: with only GOGC, a cache
-// that churns (a working set larger than --cache-bytes) would let garbage
-// blocks pile up to twice the cache before a collection. The limit makes the
-// collector run as the heap nears cache + max(64 MiB, cache/8) instead. And
-// since the cache is nearly all of the live heap and allocates only on
-// misses, the collector may run at 25% growth rather than 100%: garbage then
-// costs a quarter of the cache's size at most, not all of it. GOGC and
-// GOMEMLIMIT in the environment win.
-func setMemoryLimit(cacheBytes int64, log *zap.Logger) {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(25)
-	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+// setGCPercent makes the collector run at 25% heap growth instead of 100%.
+// The point-lookup cache's decoded blocks live on the Go heap and are nearly
+// all of it; they allocate only on cache misses, so collections stay rare,
+// and garbage (evicted blocks, when the working set exceeds --cache-bytes)
+// then costs at most a quarter of the cache rather than all of it. No memory
+// limit is set: a soft limit near the cache would make the collector burn CPU
+// whenever connections legitimately hold more (large pipelines and replies);
+// the pod's limit has room for those (docs/OPERATIONS.md). GOGC in the
+// environment wins.
+func setGCPercent(log *zap.Logger) {
+	if _, set := os.LookupEnv("GOGC"); set {
 		return
 	}
-	limit := cacheBytes + max(64<<20, cacheBytes/8)
-	debug.SetMemoryLimit(limit)
-	log.Debug("go memory limit", zap.Int64("bytes", limit))
+	debug.SetGCPercent(25)
+	log.Debug("GOGC 25")
 }

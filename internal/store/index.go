@@ -266,15 +266,7 @@ func (x *pointIndex) readBlock(ti uint32, off uint64, n uint64, buf *[]byte) ([]
 	data := raw[:n]
 	if ci == block.NoCompressionIndicator {
 		// raw goes back to its pool: hand out a copy.
-		out := data
-		if buf != nil && uint64(cap(*buf)) >= n {
-			out = (*buf)[:n]
-		} else {
-			out = make([]byte, n)
-			if buf != nil {
-				*buf = out
-			}
-		}
+		out := sized(buf, int(n))
 		copy(out, data)
 		return out, nil
 	}
@@ -282,19 +274,25 @@ func (x *pointIndex) readBlock(ti uint32, off uint64, n uint64, buf *[]byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("%s block at %d: %w", t.name, off, err)
 	}
-	var out []byte
-	if buf != nil && cap(*buf) >= dn {
-		out = (*buf)[:dn]
-	} else {
-		out = make([]byte, dn)
-		if buf != nil {
-			*buf = out
-		}
-	}
+	out := sized(buf, dn)
 	if err := decompress(ci, data, out); err != nil {
 		return nil, fmt.Errorf("%s block at %d: %w", t.name, off, err)
 	}
 	return out, nil
+}
+
+// sized returns a slice of n bytes: *buf's if it is large enough, else a new
+// one that replaces it (buf may be nil). Both start 8-byte aligned, as the
+// columnar decoders require.
+func sized(buf *[]byte, n int) []byte {
+	if buf != nil && cap(*buf) >= n {
+		return (*buf)[:n]
+	}
+	out := make([]byte, n)
+	if buf != nil {
+		*buf = out
+	}
+	return out
 }
 
 // dataBlock is a decoded data block: per key its order prefix and where its

@@ -17,10 +17,6 @@ import (
 // seeks. Below it, creating the iterator costs more than it saves.
 const iterBatchMin = 4
 
-type nopCloser struct{}
-
-func (nopCloser) Close() error { return nil }
-
 // get looks key up in the batch's version. The value is valid until closer
 // is closed or the next lookup, whichever comes first; a missing key is
 // store.ErrNotFound.
@@ -52,7 +48,7 @@ func (c *conn) get(key []byte) (store.Value, io.Closer, error) {
 	if err != nil {
 		return store.Value{}, nil, err
 	}
-	return v, nopCloser{}, nil
+	return v, store.NopCloser{}, nil
 }
 
 // has reports whether key exists in the batch's version.

@@ -78,10 +78,6 @@ func (d *DB) closeOwn() {
 // Indexed reports whether point lookups take batchkv's own path.
 func (d *DB) Indexed() bool { return d.idx != nil }
 
-// PointIndex reports whether point lookups take batchkv's own path
-// (index.go) and, if not, why.
-func (d *DB) PointIndex() (bool, error) { return d.idx != nil, d.noIndex }
-
 // Dir returns the version directory.
 func (d *DB) Dir() string { return d.dir }
 
@@ -123,7 +119,7 @@ func (d *DB) Get(key []byte) (Value, io.Closer, error) {
 		if err != nil {
 			return Value{}, nil, err
 		}
-		return v, nopCloser{}, nil
+		return v, NopCloser{}, nil
 	}
 	bp := keyBufPool.Get().(*[]byte)
 	k := AppendKey((*bp)[:0], key)
@@ -144,9 +140,11 @@ func (d *DB) Get(key []byte) (Value, io.Closer, error) {
 	return v, closer, nil
 }
 
-type nopCloser struct{}
+// NopCloser is the closer of a value that needs no release (Get's through
+// the point index: the garbage collector keeps its block alive).
+type NopCloser struct{}
 
-func (nopCloser) Close() error { return nil }
+func (NopCloser) Close() error { return nil }
 
 // Has reports whether key exists.
 func (d *DB) Has(key []byte) (bool, error) {

@@ -102,8 +102,8 @@ func TestPointIndexMatchesPebble(t *testing.T) {
 		t.Run(fmt.Sprintf("tables=%d", tables), func(t *testing.T) {
 			db := openWith(t, writeTables(t, slices.Clone(entries), tables), nil)
 			defer db.Close()
-			if ok, why := db.PointIndex(); !ok {
-				t.Fatalf("point index not used: %v", why)
+			if db.idx == nil {
+				t.Fatalf("point index not used: %v", db.noIndex)
 			}
 			if len(db.idx.tables) != tables {
 				t.Fatalf("%d tables indexed, want %d", len(db.idx.tables), tables)
@@ -311,8 +311,8 @@ func TestPointIndexFallback(t *testing.T) {
 	}
 	db := openWith(t, dir, nil)
 	defer db.Close()
-	if ok, why := db.PointIndex(); ok || !errors.Is(why, errNoIndex) {
-		t.Fatalf("PointIndex() = %v, %v; want the fallback", ok, why)
+	if db.idx != nil || !errors.Is(db.noIndex, errNoIndex) {
+		t.Fatalf("point index %v (%v); want the fallback", db.idx != nil, db.noIndex)
 	}
 	v, c, err := db.Get([]byte("k42"))
 	if err != nil || string(v.Data) != "1" {

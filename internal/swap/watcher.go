@@ -23,7 +23,7 @@ type Options struct {
 	// Root is the shared volume the syncer installs versions into. Required.
 	Root string
 	// Cache is the block cache shared by every version the watcher opens
-	// (nil: each version gets Pebble's default private cache).
+	// (nil: each version gets a private one, and no block warm-up).
 	Cache *store.Cache
 	// PollInterval is how often the manifest is re-read even without an
 	// fsnotify event (some volumes never deliver one). Default 1s.

@@ -26,21 +26,29 @@ func readKey(t *testing.T, c *Current, key string) string {
 	return string(val.Data)
 }
 
+// watchV1 installs v1 (k = "first") under a new root, makes it live through a
+// watcher and runs a first health check.
+func watchV1(t *testing.T) (root string, cur *Current, w *Watcher) {
+	t.Helper()
+	root = t.TempDir()
+	installVersion(t, root, "v1", "first")
+	setManifest(t, root, "v1", nil)
+	cur = new(Current)
+	t.Cleanup(cur.Close)
+	w = NewWatcher(cur, Options{Root: root})
+	w.Check(context.Background())
+	w.checkHealth(context.Background())
+	return root, cur, w
+}
+
 // TestHealth damages the live version's files and checks that the watcher
 // reports it, recovers when the damage is undone in place, and reopens a
 // reinstalled copy.
 func TestHealth(t *testing.T) {
-	root := t.TempDir()
-	installVersion(t, root, "v1", "first")
-	setManifest(t, root, "v1", nil)
-	var cur Current
-	defer cur.Close()
-	w := NewWatcher(&cur, Options{Root: root})
+	root, cur, w := watchV1(t)
 	ctx := context.Background()
-	w.Check(ctx)
-	w.checkHealth(ctx)
-	if err := w.Health(); err != nil || readKey(t, &cur, "k") != "first" {
-		t.Fatalf("fresh version: health %v, k %q", err, readKey(t, &cur, "k"))
+	if err := w.Health(); err != nil || readKey(t, cur, "k") != "first" {
+		t.Fatalf("fresh version: health %v, k %q", err, readKey(t, cur, "k"))
 	}
 
 	// The release file removed, then put back in place: damaged, then
@@ -102,7 +110,7 @@ func TestHealth(t *testing.T) {
 	if _, r := w.HealthCounts(); r != 1 {
 		t.Errorf("reopened %d times, want 1", r)
 	}
-	if got := readKey(t, &cur, "k"); got != "second" {
+	if got := readKey(t, cur, "k"); got != "second" {
 		t.Errorf("after the reinstall k = %q, want second", got)
 	}
 	select {
@@ -124,20 +132,13 @@ func TestHealth(t *testing.T) {
 // moment without a live version (-LOADING; found by test/e2e
 // TestRapidPins).
 func TestHealthAcrossRollback(t *testing.T) {
-	root := t.TempDir()
-	installVersion(t, root, "v1", "first")
-	setManifest(t, root, "v1", nil)
-	var cur Current
-	defer cur.Close()
-	w := NewWatcher(&cur, Options{Root: root})
+	root, cur, w := watchV1(t)
 	ctx := context.Background()
-	w.Check(ctx)
-	w.checkHealth(ctx)
 
 	installVersion(t, root, "v2", "second")
 	setManifest(t, root, "v2", nil)
 	w.Check(ctx)
-	if got := readKey(t, &cur, "k"); got != "second" {
+	if got := readKey(t, cur, "k"); got != "second" {
 		t.Fatalf("k = %q, want second", got)
 	}
 	// v1 closed (nobody held it); delete and reinstall it: a new inode.
@@ -151,7 +152,7 @@ func TestHealthAcrossRollback(t *testing.T) {
 	if _, reopened := w.HealthCounts(); reopened != 0 {
 		t.Fatalf("the freshly opened v1 was reopened %d times (a moment of -LOADING for nothing)", reopened)
 	}
-	if err := w.Health(); err != nil || readKey(t, &cur, "k") != "first" {
-		t.Fatalf("health %v, k %q", err, readKey(t, &cur, "k"))
+	if err := w.Health(); err != nil || readKey(t, cur, "k") != "first" {
+		t.Fatalf("health %v, k %q", err, readKey(t, cur, "k"))
 	}
 }
